@@ -1,0 +1,196 @@
+"""Load and validate ``config.yaml``.
+
+The top level is built from parts: ``output_dir``, ``controls`` (per-control parameters checked
+against the catalog), ``exceptions_file``, and one optional section per source whose model is the
+collector's own ``Config`` (so a new source adds no code here). Secrets are given only as
+``${ENV_VAR}`` references; every problem is one line naming the file, line and key.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model
+
+from attest.errors import ConfigError
+from attest.model import canonical_json, sha256_bytes
+from collectors import SOURCES, load_collector
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class CoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    output_dir: str = "evidence"
+    exceptions_file: str | None = "exceptions.yaml"
+    controls: dict[str, dict[str, Any]] = {}
+
+
+def config_model() -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for source in SOURCES:
+        fields[source] = (load_collector(source).Config | None, None)
+    return create_model("AttestConfig", __base__=CoreConfig, **fields)
+
+
+@dataclass
+class LoadedConfig:
+    model: Any                 # the validated AttestConfig
+    path: Path | None          # None: no file, defaults
+    digest: str                # sha256 of the config as written (secrets are only references)
+    raw: dict[str, Any]
+
+    def section(self, source: str) -> Any:
+        return getattr(self.model, source, None)
+
+    @property
+    def output_dir(self) -> Path:
+        out = Path(self.model.output_dir)
+        if not out.is_absolute() and self.path is not None:
+            out = self.path.parent / out
+        return out
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (as deep as it exists)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _interpolate(value: Any, loc: tuple[Any, ...], problems: list[tuple[tuple, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, loc + (k,), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, loc + (i,), problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            var = m.group(1)
+            if var not in os.environ:
+                problems.append((loc, f"environment variable {var} is not set"))
+                return ""
+            return os.environ[var]
+        return ENV_REF.sub(sub, value)
+    return value
+
+
+def _secret_paths(model: BaseModel, loc: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Locations of every SecretStr field that is set in a validated model."""
+    out = []
+    for name, _ in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            out.append(loc + (name,))
+        elif isinstance(value, BaseModel):
+            out.extend(_secret_paths(value, loc + (name,)))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    out.extend(_secret_paths(item, loc + (name, i)))
+    return out
+
+
+def _get(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> LoadedConfig:
+    """Read, interpolate and validate a config file (None: all defaults)."""
+    node = None
+    name = str(path) if path else "<defaults>"
+    if path is None:
+        raw: dict[str, Any] = {}
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("config file not found", file=name)
+        text = p.read_text(encoding="utf-8")
+        try:
+            node = yaml.compose(text)
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=name,
+                              line=mark.line + 1 if mark else None) from None
+        if not isinstance(raw, dict):
+            raise ConfigError("the top level must be a mapping of keys", file=name, line=1)
+    raw = {**raw, **(overrides or {})}
+    problems: list[tuple[tuple, str]] = []
+    data = _interpolate(raw, (), problems)
+    if problems:
+        loc, msg = problems[0]
+        raise ConfigError(msg, file=name, line=_line_of(node, loc), key=".".join(map(str, loc)))
+    try:
+        model = config_model().model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and not isinstance(err["input"], (dict, list)) and err["type"] != "missing":
+            shown = err["input"] if not _looks_secret(loc) else "***"
+            msg = f"{msg} (got {shown!r})"
+        raise ConfigError(msg, file=name, line=_line_of(node, loc),
+                          key=".".join(str(x) for x in loc if not isinstance(x, str) or x)) from None
+    for loc in _secret_paths(model):
+        written = _get(raw, loc) if _has(raw, loc) else None
+        if written is not None and not ENV_REF.fullmatch(str(written).strip()):
+            raise ConfigError("secrets must be given as an ${ENV_VAR} reference, not a literal value",
+                              file=name, line=_line_of(node, loc), key=".".join(map(str, loc)))
+    _check_control_params(model, node, name)
+    return LoadedConfig(model=model, path=Path(path) if path else None,
+                        digest=sha256_bytes(canonical_json(raw)), raw=raw)
+
+
+def _has(data: Any, loc: tuple[Any, ...]) -> bool:
+    try:
+        _get(data, loc)
+        return True
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
+def _looks_secret(loc: tuple[Any, ...]) -> bool:
+    return any(isinstance(p, str) and re.search(r"token|key|secret|password", p, re.I) for p in loc)
+
+
+def _check_control_params(model: Any, node: yaml.Node | None, name: str) -> None:
+    from controls import catalog_by_id
+    catalog = catalog_by_id()
+    for cid, params in model.controls.items():
+        if cid not in catalog:
+            raise ConfigError("unknown control id", file=name, line=_line_of(node, ("controls", cid)),
+                              key=f"controls.{cid}")
+        if not isinstance(params, dict):
+            raise ConfigError("expected a mapping of parameters", file=name,
+                              line=_line_of(node, ("controls", cid)), key=f"controls.{cid}")
+        for pname, value in params.items():
+            spec = catalog[cid].params.get(pname)
+            loc = ("controls", cid, pname)
+            if spec is None:
+                known = ", ".join(catalog[cid].params) or "none"
+                raise ConfigError(f"unknown parameter (known: {known})", file=name,
+                                  line=_line_of(node, loc), key=f"controls.{cid}.{pname}")
+            problem = spec.check(value)
+            if problem:
+                raise ConfigError(problem, file=name, line=_line_of(node, loc),
+                                  key=f"controls.{cid}.{pname}")

@@ -1,0 +1,81 @@
+"""Judge evidence: the only place that decides pass, fail, error or not_applicable.
+
+Status rule, for one control:
+  * every declared evidence name must have at least one record, else an ``error`` finding;
+  * every record that is not known (denied, error, partial) is an ``error`` finding for its scope;
+  * a rule that raises is an ``error`` finding (a broken rule never passes);
+  * control status: ``fail`` if any finding fails; else ``error`` if any finding errors; else
+    ``excepted`` if a failure was covered by an exception; else ``pass`` if any finding passes;
+    else ``not_applicable``.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Iterable
+
+from attest.model import ControlResult, Evidence, Finding, Status, errored
+from controls import Control
+from controls.rules import EvidenceView, load_rules
+
+log = logging.getLogger("attest.engine")
+
+
+def aggregate(findings: Iterable[Finding]) -> Status:
+    statuses = {f.status for f in findings}
+    for status in (Status.FAIL, Status.ERROR, Status.EXCEPTED, Status.PASS):
+        if status in statuses:
+            return status
+    return Status.NOT_APPLICABLE
+
+
+def evaluate_control(control: Control, records: list[Evidence], params: dict[str, Any],
+                     now: datetime, exceptions: Any = None) -> ControlResult:
+    declared = set(control.evidence)
+    mine = [r for r in records if r.name in declared]
+    findings: list[Finding] = []
+    for name in sorted(declared - {r.name for r in mine}):
+        findings.append(errored(f"{control.source}", f"no evidence '{name}' was collected"))
+    for r in sorted(mine, key=lambda r: (r.name, r.scope)):
+        if not r.state.known:
+            findings.append(errored(r.scope, f"{r.name} is {r.state.value}: {r.detail}".rstrip(": ")))
+    rule = load_rules().get(control.id)
+    if rule is None:
+        findings.append(errored(control.source, f"no rule is registered for {control.id}"))
+    else:
+        try:
+            findings.extend(rule(EvidenceView(mine, declared, now), params))
+        except Exception as exc:  # a broken rule or an unexpected payload shape is never a pass
+            log.exception("rule %s failed", control.id)
+            findings.append(errored(control.source,
+                                    f"rule could not evaluate the evidence: {type(exc).__name__}: {exc}"))
+    applied: list[dict[str, Any]] = []
+    if exceptions is not None:
+        findings, applied = exceptions.apply(control.id, findings, now)
+    return ControlResult(
+        id=control.id, title=control.title, criteria=list(control.criteria), source=control.source,
+        severity=control.severity, status=aggregate(findings), findings=findings,
+        evidence=sorted({r.path for r in mine}), remediation=control.remediation,
+        description=control.description, exceptions=applied)
+
+
+def skipped_control(control: Control, reason: str) -> ControlResult:
+    return ControlResult(
+        id=control.id, title=control.title, criteria=list(control.criteria), source=control.source,
+        severity=control.severity, status=Status.SKIPPED, findings=[], evidence=[],
+        remediation=control.remediation, description=control.description + f" ({reason})")
+
+
+def evaluate(controls: Iterable[Control], records: list[Evidence], params: dict[str, dict[str, Any]],
+             now: datetime, skipped_sources: dict[str, str] | None = None,
+             exceptions: Any = None) -> list[ControlResult]:
+    """Evaluate every control; controls of a skipped source are reported as ``skipped``."""
+    skipped_sources = skipped_sources or {}
+    results = []
+    for control in controls:
+        if control.source in skipped_sources:
+            results.append(skipped_control(control, skipped_sources[control.source]))
+            continue
+        results.append(evaluate_control(control, records, control.param_values(params.get(control.id)),
+                                        now, exceptions))
+    return results

@@ -1,0 +1,51 @@
+"""The exceptions attest raises, each with the exit code the CLI maps it to.
+
+    AttestError                  exit 2 unless a subclass says otherwise
+    ├── ConfigError              exit 2  bad config file, key, type, value (file, line, key)
+    ├── CatalogError             exit 2  the control catalog is inconsistent
+    ├── UsageError               exit 2  bad command-line use (unknown bundle, bad date, ...)
+    ├── CollectionError          exit 3  a source could not be read at all
+    └── IntegrityError           exit 1  a bundle or the hash chain does not verify (bundle, file)
+"""
+from __future__ import annotations
+
+
+class AttestError(Exception):
+    exit_code = 2
+
+
+class ConfigError(AttestError):
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        where = ""
+        if file:
+            where = f"{file}"
+            if line:
+                where += f":{line}"
+            where += ": "
+        if key:
+            where += f"{key}: "
+        super().__init__(where + message)
+        self.file, self.line, self.key = file, line, key
+
+
+class CatalogError(AttestError):
+    exit_code = 2
+
+
+class UsageError(AttestError):
+    exit_code = 2
+
+
+class CollectionError(AttestError):
+    exit_code = 3
+
+
+class IntegrityError(AttestError):
+    exit_code = 1
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]

@@ -1,0 +1,192 @@
+"""Data passed between the stages: evidence records, findings, control results.
+
+Collectors produce :class:`Evidence`; rules turn evidence into :class:`Finding`s; the engine
+wraps them into :class:`ControlResult`s. All are plain frozen dataclasses that round-trip to JSON.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"                    # evidence missing, partial or denied: never a pass
+    NOT_APPLICABLE = "not_applicable"  # no such resources
+    EXCEPTED = "excepted"              # failing, but covered by an approved, unexpired exception
+    SKIPPED = "skipped"                # the source is not configured
+
+
+class EvidenceState(StrEnum):
+    OK = "ok"            # the API answered; payload is the answer
+    ABSENT = "absent"    # the API said the thing does not exist (a fact, e.g. no password policy)
+    DENIED = "denied"    # 401/403/AccessDenied: unknown
+    ERROR = "error"      # any other failure: unknown
+    PARTIAL = "partial"  # some pages or items could not be read: unknown
+
+    @property
+    def known(self) -> bool:
+        return self in (EvidenceState.OK, EvidenceState.ABSENT)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def isoformat(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str | datetime | None) -> datetime | None:
+    """Parse an ISO-8601 timestamp (with Z or offset) into an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return isoformat(obj) if obj.tzinfo else obj.isoformat()
+    if isinstance(obj, date):
+        return obj.isoformat()
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return str(obj)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Canonical bytes for a JSON value: sorted keys, fixed indentation, UTF-8, trailing newline.
+
+    The same state always hashes the same, so bundles of unchanged settings diff cleanly."""
+    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=_json_default)
+            + "\n").encode("utf-8")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_path_part(text: str) -> str:
+    """A file-name-safe form of a name that came from an API ('../x' never escapes a folder)."""
+    cleaned = _SAFE.sub("_", text).strip(".") or "_"
+    if cleaned != text:
+        cleaned = f"{cleaned[:60]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One raw API answer (or the fact that it could not be had), as a collector saw it.
+
+    name:  the evidence name declared by the collector, e.g. ``aws.cloudtrail.trails``;
+           its first dot-part is the source.
+    scope: where it was read, e.g. ``aws:123456789012:us-east-1``, ``github:acme``.
+    """
+    name: str
+    scope: str
+    state: EvidenceState
+    payload: Any = None
+    detail: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+    collected_at: str = ""
+
+    @property
+    def source(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def path(self) -> str:
+        """Bundle-relative path of this record's file."""
+        parts = self.scope.split(":")
+        if parts and parts[0] == self.source:
+            parts = parts[1:]
+        folder = "/".join(safe_path_part(p) for p in parts if p) or "_"
+        return f"evidence/{safe_path_part(self.source)}/{folder}/{safe_path_part(self.name)}.json"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "scope": self.scope, "state": self.state.value,
+                "payload": self.payload, "detail": self.detail, "request": self.request,
+                "collected_at": self.collected_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Evidence":
+        return cls(name=data["name"], scope=data["scope"], state=EvidenceState(data["state"]),
+                   payload=data.get("payload"), detail=data.get("detail", ""),
+                   request=data.get("request") or {}, collected_at=data.get("collected_at", ""))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict on one resource: the ARN, ``owner/repo``, a login, or ``aws:<acct>:<region>:<svc>``."""
+    resource: str
+    status: Status
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"resource": self.resource, "status": self.status.value, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Finding":
+        return cls(data["resource"], Status(data["status"]), data.get("detail", ""))
+
+
+def passed(resource: str, detail: str = "") -> Finding:
+    return Finding(resource, Status.PASS, detail)
+
+
+def failed(resource: str, detail: str) -> Finding:
+    return Finding(resource, Status.FAIL, detail)
+
+
+def errored(resource: str, detail: str) -> Finding:
+    return Finding(resource, Status.ERROR, detail)
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    id: str
+    title: str
+    criteria: list[str]
+    source: str
+    severity: str
+    status: Status
+    findings: list[Finding]
+    evidence: list[str]
+    remediation: str = ""
+    description: str = ""
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "criteria": list(self.criteria),
+                "source": self.source, "severity": self.severity, "status": self.status.value,
+                "findings": [f.to_json() for f in self.findings], "evidence": list(self.evidence),
+                "remediation": self.remediation, "description": self.description,
+                "exceptions": list(self.exceptions)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ControlResult":
+        return cls(id=d["id"], title=d.get("title", ""), criteria=list(d.get("criteria", [])),
+                   source=d.get("source", d["id"].split(".")[0]), severity=d.get("severity", ""),
+                   status=Status(d["status"]),
+                   findings=[Finding.from_json(f) for f in d.get("findings", [])],
+                   evidence=list(d.get("evidence", [])), remediation=d.get("remediation", ""),
+                   description=d.get("description", ""), exceptions=list(d.get("exceptions", [])))

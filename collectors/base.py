@@ -1,0 +1,59 @@
+"""What a collector is, and the context a scan hands it.
+
+A collector reads one source (AWS, GitHub, ...) and yields :class:`attest.model.Evidence`
+records: the raw API answers, or the fact that an answer could not be had (``denied``,
+``error``, ``partial``) or that the thing asked for does not exist (``absent``).
+Collectors never judge: no pass, no fail.
+
+A collector class has:
+
+* ``source``: its name, the first part of every evidence name it produces and its config key;
+* ``Config``: a pydantic model for its config section (``extra="forbid"``; secrets as SecretStr);
+* ``produces``: every evidence name it may yield (the catalog may only reference these);
+* ``enabled_without_config``: True when it runs with no config section (AWS: default chain);
+* ``__init__(self, config)`` and ``collect(self, ctx) -> Iterator[Evidence]``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ClassVar, Iterator, Protocol
+
+from pydantic import BaseModel
+
+from attest.model import Evidence, EvidenceState, isoformat, utcnow
+
+
+@dataclass
+class CollectContext:
+    """What a scan hands a collector: its clock, the previous scan's time, a logger, progress."""
+    now: datetime = field(default_factory=utcnow)
+    previous_scan_at: datetime | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("attest.collect"))
+    progress: Callable[[str], None] = lambda step: None
+
+    def evidence(self, name: str, scope: str, payload: Any = None, *,
+                 state: EvidenceState = EvidenceState.OK, detail: str = "",
+                 request: dict[str, Any] | None = None) -> Evidence:
+        return Evidence(name=name, scope=scope, state=state, payload=payload, detail=detail,
+                        request=request or {}, collected_at=isoformat(utcnow()))
+
+
+class Collector(Protocol):
+    source: ClassVar[str]
+    Config: ClassVar[type[BaseModel]]
+    produces: ClassVar[tuple[str, ...]]
+    enabled_without_config: ClassVar[bool]
+
+    def __init__(self, config: Any) -> None: ...
+
+    def collect(self, ctx: CollectContext) -> Iterator[Evidence]: ...
+
+
+def is_loopback(url: str | None) -> bool:
+    from urllib.parse import urlparse
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")

@@ -1,0 +1,81 @@
+"""The rule registry and the read-only view of evidence a rule gets.
+
+A rule is a plain function registered for one control id::
+
+    @rule("aws.kms.rotation")
+    def kms_rotation(ev: EvidenceView, params: dict) -> Iterator[Finding]:
+        for record in ev.get("aws.kms.keys"):
+            ...
+            yield passed(arn) / failed(arn, "why")
+
+Rules never call an API (they cannot import one: see tests/test_architecture.py). They see only
+the evidence names their catalog entry declares, and only records whose state is known
+(``ok`` or ``absent``); the engine turns every unknown record into an ``error`` finding itself.
+"""
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from attest.model import Evidence, EvidenceState, Finding
+
+RuleFn = Callable[["EvidenceView", dict[str, Any]], Iterable[Finding]]
+RULES: dict[str, RuleFn] = {}
+
+# Rule modules, imported explicitly (no directory walking).
+MODULES = ("aws_logging", "aws_iam", "aws_data", "aws_network",
+           "github", "okta", "datadog", "manual")
+
+
+def rule(control_id: str) -> Callable[[RuleFn], RuleFn]:
+    def register(fn: RuleFn) -> RuleFn:
+        if control_id in RULES:
+            raise ValueError(f"two rules registered for {control_id}")
+        RULES[control_id] = fn
+        return fn
+    return register
+
+
+def load_rules() -> dict[str, RuleFn]:
+    for name in MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    return RULES
+
+
+class EvidenceView:
+    """The evidence one rule may read: declared names only, known states only."""
+
+    def __init__(self, records: Iterable[Evidence], names: Iterable[str], now: datetime) -> None:
+        self._names = frozenset(names)
+        self._records = [r for r in records if r.name in self._names and r.state.known]
+        self._records.sort(key=lambda r: (r.name, r.scope))
+        self.now = now
+
+    def _check(self, name: str) -> None:
+        if name not in self._names:
+            raise KeyError(f"evidence {name!r} is not declared by this control in the catalog")
+
+    def get(self, name: str) -> list[Evidence]:
+        """Every known record of ``name`` (one per scope), sorted by scope."""
+        self._check(name)
+        return [r for r in self._records if r.name == name]
+
+    def one(self, name: str, scope: str) -> Evidence | None:
+        """The record of ``name`` for ``scope``, or None if it is missing or unknown."""
+        self._check(name)
+        for r in self._records:
+            if r.name == name and r.scope == scope:
+                return r
+        return None
+
+    def payload(self, name: str, scope: str, default: Any = None) -> Any:
+        """The payload of (name, scope); ``default`` when absent, missing or unknown."""
+        r = self.one(name, scope)
+        if r is None or r.state is EvidenceState.ABSENT:
+            return default
+        return r.payload
