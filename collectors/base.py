@@ -16,6 +16,7 @@ A collector class has:
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Iterator, Protocol
@@ -32,6 +33,7 @@ class CollectContext:
     previous_scan_at: datetime | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("attest.collect"))
     progress: Callable[[str], None] = lambda step: None
+    output_dir: Path | None = None
 
     def evidence(self, name: str, scope: str, payload: Any = None, *,
                  state: EvidenceState = EvidenceState.OK, detail: str = "",

@@ -1,0 +1,237 @@
+"""The ``attest`` command line. The only module that exits the process.
+
+Exit codes: 0 every control passes; 1 some control fails (or, for verify/export, a bundle does not
+verify); 2 bad usage or config; 3 some evidence could not be collected or judged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from attest import __version__
+from attest.errors import AttestError, UsageError
+
+log = logging.getLogger("attest")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("attest")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "github", "okta"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="attest", description="SOC 2 evidence collector and readiness scanner")
+    p.add_argument("--version", action="version", version=f"attest {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("scan", help="collect evidence, evaluate controls, write a bundle")
+    s.add_argument("--config", help="config file (default: $ATTEST_CONFIG, else defaults: the "
+                                    "default AWS credential chain in all enabled regions)")
+    s.add_argument("--out", help="output directory for bundles (overrides output_dir)")
+    s.add_argument("--demo", action="store_true",
+                   help="scan a fictional company on local servers: no credentials, no network")
+    s.add_argument("--format", choices=["table", "json", "csv", "junit"], default="table",
+                   help="what to print on stdout (default: a summary table)")
+
+    c = sub.add_parser("controls", help="list the control catalog")
+    c.add_argument("--source", help="only this source (aws, github, okta, datadog, manual)")
+    c.add_argument("--criterion", help="only controls mapped to this criterion (CC6.1) or family (CC6)")
+    c.add_argument("--format", choices=["table", "json", "markdown"], default="table")
+
+    v = sub.add_parser("verify", help="recompute every hash of a bundle (or all in a dir) and the chain")
+    v.add_argument("target", help="a bundle folder, or an output folder of bundles")
+
+    e = sub.add_parser("evaluate", help="re-run the controls on a bundle's stored evidence, offline")
+    e.add_argument("bundle")
+    e.add_argument("--out", help="write the fresh results JSON here (never into the bundle)")
+    e.add_argument("--config", help="take control parameters from this config instead of the bundle's")
+
+    for extra in _extra_commands():
+        extra.register(sub)
+    return p
+
+
+def _extra_commands() -> list[Any]:
+    """Commands defined next to what they drive (reports, manual evidence)."""
+    import importlib
+    out = []
+    for name in ("reports.commands",):
+        try:
+            out.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
+        return int(args.func(args) if hasattr(args, "func") else COMMANDS[args.command](args))
+    except AttestError as exc:
+        print(f"attest: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("attest: interrupted; no bundle was written", file=sys.stderr)
+        return 130
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from attest.config import load_config
+    from attest.model import utcnow
+    from attest.progress import progress_reporter
+    from attest.scan import run_scan
+    config_path = args.config or os.environ.get("ATTEST_CONFIG")
+    now = utcnow()
+    demo = None
+    if args.demo:
+        from attest.demo import start_demo
+        demo = start_demo(now)
+        config = load_config(config_path, overrides=demo.config)
+        out = Path(args.out or "attest-demo")
+    else:
+        config = load_config(config_path)
+        out = Path(args.out) if args.out else config.output_dir
+    exceptions = _load_exceptions(config)
+    try:
+        with progress_reporter() as step:
+            outcome = run_scan(config, out_dir=out, now=now, progress=step, demo=bool(demo),
+                               exceptions=exceptions)
+    finally:
+        if demo:
+            demo.stop()
+    _print_results(outcome.results, args.format)
+    print(f"bundle: {outcome.bundle}\nreport: {outcome.bundle / 'report.html'}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def _load_exceptions(config: Any) -> Any:
+    try:
+        from reports.exceptions import load_exceptions
+    except ModuleNotFoundError:
+        return None
+    return load_exceptions(config)
+
+
+def _print_results(results: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        return
+    if fmt in ("csv", "junit"):
+        from reports import formats
+        sys.stdout.write(formats.FORMATS[fmt](results))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"attest scan {results['scan']['bundle']}  readiness "
+                        f"{results['summary']['readiness']}%")
+    for col in ("control", "criteria", "status", "failing / errors"):
+        table.add_column(col)
+    colors = {"pass": "green", "fail": "red", "error": "yellow", "excepted": "cyan"}
+    for c in results["controls"]:
+        bad = sum(1 for f in c["findings"] if f["status"] in ("fail", "error"))
+        st = c["status"]
+        table.add_row(c["id"], ", ".join(c["criteria"]),
+                      f"[{colors.get(st, 'dim')}]{st}[/]", str(bad) if bad else "")
+    Console(soft_wrap=True, width=max(100, Console().width)).print(table)
+    print(" ".join(f"{k}={v}" for k, v in results["summary"]["counts"].items() if v))
+
+
+def cmd_controls(args: argparse.Namespace) -> int:
+    from controls import load_catalog, select
+    chosen = select(load_catalog(), source=args.source, criterion=args.criterion)
+    if not chosen:
+        raise UsageError("no control matches that filter")
+    if args.format == "json":
+        print(json.dumps([c.model_dump(mode="json") for c in chosen], indent=2))
+    elif args.format == "markdown":
+        print("| id | criteria | severity | passes when |\n|---|---|---|---|")
+        for c in chosen:
+            print(f"| `{c.id}` | {', '.join(c.criteria)} | {c.severity} | {c.title} |")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title=f"{len(chosen)} controls")
+        for col in ("id", "criteria", "severity", "title"):
+            table.add_column(col, overflow="fold")
+        for c in chosen:
+            table.add_row(c.id, ", ".join(c.criteria), c.severity, c.title)
+        Console(width=max(120, Console().width)).print(table)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from attest.manifest import verify
+    bundles, problems = verify(args.target)
+    for p in problems:
+        print(f"FAIL {p}")
+    if problems:
+        print(f"attest: verify failed: {len(problems)} problem(s) in {len(bundles)} bundle(s)",
+              file=sys.stderr)
+        return 1
+    print(f"OK: {len(bundles)} bundle(s) verified, every file hash and the chain match")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from attest.engine import evaluate
+    from attest.manifest import verify_bundle
+    from attest.model import parse_time
+    from attest.scan import exit_code_for, summarize
+    from attest.store import is_bundle, load_evidence
+    from controls import load_catalog
+    bundle = Path(args.bundle)
+    if not is_bundle(bundle):
+        raise UsageError(f"{bundle}: not a bundle (no manifest.json)")
+    problems = verify_bundle(bundle)
+    if problems:
+        raise UsageError(f"{bundle}: does not verify, refusing to evaluate: {problems[0]}")
+    stored = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
+    if args.config:
+        from attest.config import load_config
+        params = load_config(args.config).model.controls
+    else:
+        params = stored["scan"].get("params", {})
+    skipped = {s: v.get("detail", "skipped") for s, v in stored["scan"].get("sources", {}).items()
+               if v.get("status") == "skipped"}
+    now = parse_time(stored["scan"]["started_at"])
+    results = evaluate(load_catalog(), load_evidence(bundle), params, now, skipped)
+    controls = [r.to_json() for r in results]
+    fresh = {"scan": {**stored["scan"], "re_evaluated_from": bundle.name}, "summary": summarize(controls),
+             "controls": controls}
+    before = {c["id"]: c["status"] for c in stored["controls"]}
+    changed = [(c["id"], before.get(c["id"]), c["status"]) for c in controls
+               if before.get(c["id"]) != c["status"]]
+    _print_results(fresh, "table")
+    for cid, old, new in changed:
+        print(f"changed: {cid}: {old} -> {new}")
+    if not changed:
+        print("same statuses as the stored results")
+    if args.out:
+        Path(args.out).write_text(json.dumps(fresh, indent=2, ensure_ascii=False), encoding="utf-8")
+    return exit_code_for(fresh)
+
+
+COMMANDS = {"scan": cmd_scan, "controls": cmd_controls, "verify": cmd_verify, "evaluate": cmd_evaluate}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

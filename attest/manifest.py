@@ -1,0 +1,125 @@
+"""Bundle manifests and their hash chain, and ``verify``.
+
+``manifest.json`` lists every other file of the bundle with its sha256 and size, the tool
+version, the scan time, a digest of the config (secrets are only ``${ENV}`` references there),
+and the sha256 of the previous bundle's ``manifest.json``: the bundles of a period form a chain.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from attest.errors import UsageError
+from attest.model import canonical_json, sha256_bytes
+from attest.store import is_bundle, list_bundles
+
+MANIFEST = "manifest.json"
+FORMAT = "attest-bundle/1"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_sha256(bundle: Path) -> str:
+    return file_sha256(bundle / MANIFEST)
+
+
+def build_manifest(root: Path, *, scan_id: str, created_at: str, tool_version: str,
+                   config_digest: str, previous: Path | None) -> dict[str, Any]:
+    files = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel == MANIFEST:
+            continue
+        files.append({"path": rel, "sha256": file_sha256(path), "size": path.stat().st_size})
+    return {
+        "format": FORMAT, "scan_id": scan_id, "created_at": created_at, "tool_version": tool_version,
+        "config_digest": config_digest,
+        "previous": ({"bundle": previous.name, "manifest_sha256": manifest_sha256(previous)}
+                     if previous else None),
+        "files": files,
+    }
+
+
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    return json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
+
+
+def verify_bundle(bundle: Path) -> list[str]:
+    """Problems with one bundle's files (empty list: every hash, size and file matches)."""
+    problems: list[str] = []
+    try:
+        manifest = read_manifest(bundle)
+    except (OSError, ValueError) as exc:
+        return [f"{bundle.name}: manifest.json unreadable: {exc}"]
+    listed = {f["path"]: f for f in manifest.get("files", [])}
+    present = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    present.discard(MANIFEST)
+    for rel in sorted(listed.keys() - present):
+        problems.append(f"{bundle.name}: {rel}: missing")
+    for rel in sorted(present - listed.keys()):
+        problems.append(f"{bundle.name}: {rel}: not in the manifest (added)")
+    for rel in sorted(listed.keys() & present):
+        entry, path = listed[rel], bundle / rel
+        if path.stat().st_size != entry["size"] or file_sha256(path) != entry["sha256"]:
+            problems.append(f"{bundle.name}: {rel}: changed (sha256 does not match the manifest)")
+    return problems
+
+
+def verify_chain(bundles: list[Path]) -> list[str]:
+    """Problems with the chain linking ``bundles`` (oldest first).
+
+    The first bundle may point at a predecessor that is not in the list (a period cut from a
+    longer history); every later one must point at the bundle just before it, by name and hash."""
+    problems = []
+    for prev, cur in zip(bundles, bundles[1:]):
+        try:
+            link = read_manifest(cur).get("previous")
+        except (OSError, ValueError):
+            continue  # reported by verify_bundle
+        if not link:
+            problems.append(f"{cur.name}: manifest.json: chain broken: no link to {prev.name}")
+        elif link.get("bundle") != prev.name:
+            problems.append(f"{cur.name}: manifest.json: chain broken: links to {link.get('bundle')}, "
+                            f"but the bundle before it is {prev.name}")
+        elif link.get("manifest_sha256") != manifest_sha256(prev):
+            problems.append(f"{cur.name}: manifest.json: chain broken: {prev.name}/manifest.json "
+                            "changed since it was linked")
+    return problems
+
+
+def resolve_bundles(target: str | Path) -> list[Path]:
+    """A bundle folder, or an output folder holding bundles."""
+    path = Path(target)
+    if is_bundle(path):
+        return [path]
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such bundle or directory")
+    bundles = list_bundles(path)
+    if not bundles:
+        raise UsageError(f"{path}: no bundles found (a bundle is a folder with manifest.json)")
+    return bundles
+
+
+def verify(target: str | Path) -> tuple[list[Path], list[str]]:
+    """Verify a bundle or every bundle of a directory and their chain: (bundles, problems)."""
+    bundles = resolve_bundles(target)
+    problems: list[str] = []
+    for b in bundles:
+        problems.extend(verify_bundle(b))
+    problems.extend(verify_chain(bundles))
+    return bundles, problems
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> str:
+    data = canonical_json(manifest)
+    with open(root / MANIFEST, "xb") as fh:
+        fh.write(data)
+    return sha256_bytes(data)

@@ -1,0 +1,209 @@
+"""Scan orchestration: the one module that knows every stage.
+
+config -> collectors (concurrently, one thread per source) -> evidence files in a partial bundle
+-> engine -> results.json -> report.html -> manifest.json -> atomic rename.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from attest import __version__
+from attest.config import LoadedConfig
+from attest.engine import evaluate
+from attest.manifest import build_manifest, write_manifest
+from attest.model import ControlResult, Evidence, EvidenceState, Status, isoformat, parse_time, utcnow
+from attest.store import BundleWriter, list_bundles
+from collectors import SOURCES, load_collector
+from collectors.base import CollectContext
+from controls import Control, load_catalog
+
+log = logging.getLogger("attest.scan")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+
+@dataclass
+class ScanOutcome:
+    bundle: Path
+    results: dict[str, Any]
+    controls: list[ControlResult]
+    records: list[Evidence] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self.results)
+
+
+def exit_code_for(results: dict[str, Any]) -> int:
+    """3 when evidence could not be collected or judged, else 1 when a control fails, else 0."""
+    statuses = {c["status"] for c in results["controls"]}
+    if results["scan"].get("incomplete") or Status.ERROR in statuses:
+        return EXIT_INCOMPLETE
+    if Status.FAIL in statuses:
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def summarize(controls: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = {s.value: 0 for s in Status}
+    for c in controls:
+        counts[c["status"]] += 1
+    judged = counts["pass"] + counts["fail"] + counts["error"] + counts["excepted"]
+    readiness = round(100.0 * (counts["pass"] + counts["excepted"]) / judged, 1) if judged else None
+    return {"counts": counts, "readiness": readiness, "total": len(controls)}
+
+
+class _LogCapture(logging.Handler):
+    """Keeps this scan's log lines for the bundle's scan.log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.buffer = io.StringIO()
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.buffer.write(self.format(record) + "\n")
+
+
+@contextlib.contextmanager
+def _out_dir_lock(out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".attest.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _previous_scan_at(out: Path) -> datetime | None:
+    bundles = list_bundles(out)
+    if not bundles:
+        return None
+    try:
+        data = json.loads((bundles[-1] / "results.json").read_text(encoding="utf-8"))
+        return parse_time(data["scan"]["started_at"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def plan_sources(config: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """(collectors to run, skipped source -> reason)."""
+    run: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for source in SOURCES:
+        cls = load_collector(source)
+        section = config.section(source)
+        if section is None and not cls.enabled_without_config:
+            skipped[source] = f"skipped: no '{source}' section in the config"
+            continue
+        run[source] = cls(section if section is not None else cls.Config())
+    return run, skipped
+
+
+def _collect_source(source: str, collector: Any, ctx: CollectContext,
+                    sink: Callable[[Evidence], None]) -> str:
+    """Run one collector; a crash becomes `error` evidence for every name it did not yield."""
+    seen: set[str] = set()
+    try:
+        for ev in collector.collect(ctx):
+            seen.add(ev.name)
+            sink(ev)
+        return "collected"
+    except Exception as exc:  # one source failing never stops the others
+        log.error("%s collector failed: %s: %s", source, type(exc).__name__, exc)
+        for name in collector.produces:
+            if name not in seen:
+                sink(ctx.evidence(name, source, None, state=EvidenceState.ERROR,
+                                  detail=f"collector failed: {type(exc).__name__}: {exc}"))
+        return f"failed: {type(exc).__name__}: {exc}"
+
+
+def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime | None = None,
+             progress: Callable[[str], None] | None = None, demo: bool = False,
+             exceptions: Any = None) -> ScanOutcome:
+    started = now or utcnow()
+    out = Path(out_dir) if out_dir else config.output_dir
+    capture = _LogCapture()
+    logging.getLogger("attest").addHandler(capture)
+    try:
+        return _run(config, out, started, progress or (lambda step: None), demo, capture,
+                    exceptions)
+    finally:
+        logging.getLogger("attest").removeHandler(capture)
+
+
+def _run(config: LoadedConfig, out: Path, started: datetime, progress: Callable[[str], None],
+         demo: bool, capture: _LogCapture, exceptions: Any) -> ScanOutcome:
+    collectors, skipped = plan_sources(config)
+    catalog: tuple[Control, ...] = load_catalog()
+    t0 = time.monotonic()
+    writer = BundleWriter(out, started)
+    records: list[Evidence] = []
+    lock = threading.Lock()
+
+    def sink(ev: Evidence) -> None:
+        with lock:
+            writer.write_evidence(ev)
+            records.append(ev)
+        if not ev.state.known:
+            log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
+
+    try:
+        ctx = CollectContext(now=started, previous_scan_at=_previous_scan_at(out),
+                             progress=progress, output_dir=out)
+        log.info("scan %s started: sources %s; skipped %s", writer.name, ", ".join(collectors) or "none",
+                 ", ".join(skipped) or "none")
+        with ThreadPoolExecutor(max_workers=max(1, len(collectors))) as pool:
+            futures = {s: pool.submit(_collect_source, s, c, ctx, sink) for s, c in collectors.items()}
+            source_status = {s: {"status": f.result()} for s, f in futures.items()}
+        for s, reason in skipped.items():
+            source_status[s] = {"status": "skipped", "detail": reason}
+        params = config.model.controls
+        results_list = evaluate(catalog, records, params, started, skipped, exceptions)
+        finished = started + timedelta(seconds=time.monotonic() - t0)
+        controls_json = [r.to_json() for r in results_list]
+        incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
+        results = {
+            "scan": {"id": str(uuid.uuid4()), "bundle": writer.name, "started_at": isoformat(started),
+                     "finished_at": isoformat(finished), "tool_version": __version__,
+                     "demo": demo, "config_digest": config.digest, "sources": source_status,
+                     "incomplete": incomplete, "params": params},
+            "summary": summarize(controls_json),
+            "controls": controls_json,
+        }
+        if exceptions is not None:
+            results["exceptions"] = exceptions.to_json(started)
+        writer.write_json("results.json", results)
+        _write_report(writer, results, out)
+        log.info("scan %s finished: %s", writer.name, results["summary"]["counts"])
+        with _out_dir_lock(out):
+            previous = (list_bundles(out) or [None])[-1]
+            writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
+            manifest = build_manifest(writer.tmp, scan_id=results["scan"]["id"],
+                                      created_at=isoformat(finished), tool_version=__version__,
+                                      config_digest=config.digest, previous=previous)
+            write_manifest(writer.tmp, manifest)
+            bundle = writer.commit()
+    except BaseException:
+        writer.abandon()
+        raise
+    return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=records)
+
+
+def _write_report(writer: BundleWriter, results: dict[str, Any], out: Path) -> None:
+    from reports.html import render_report
+    history = list_bundles(out)
+    writer.write_bytes("report.html", render_report(results, history).encode("utf-8"))

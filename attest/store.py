@@ -1,0 +1,102 @@
+"""The evidence store: bundles of write-once files under the output directory.
+
+A bundle is ``<out>/<UTC timestamp>/`` holding ``evidence/...``, ``results.json``,
+``report.html`` and, written last, ``manifest.json``. It is built under
+``<out>/.<timestamp>.partial/`` and renamed when complete, so a killed scan never leaves a
+folder that looks like a bundle.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from attest.model import Evidence, canonical_json
+
+BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
+TS_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def bundle_name(started_at: datetime) -> str:
+    return started_at.astimezone(timezone.utc).strftime(TS_FORMAT)
+
+
+def bundle_time(name: str) -> datetime:
+    return datetime.strptime(name.split("-")[0], TS_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def list_bundles(out_dir: str | Path) -> list[Path]:
+    """Complete bundles in ``out_dir``, oldest first (a folder counts once it has a manifest)."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    return sorted((p for p in out.iterdir()
+                   if p.is_dir() and BUNDLE_NAME.match(p.name) and (p / "manifest.json").is_file()),
+                  key=lambda p: p.name)
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / "manifest.json").is_file() and BUNDLE_NAME.match(Path(path).name) is not None
+
+
+class BundleWriter:
+    """Writes one bundle; files are write-once; ``commit()`` makes it visible atomically."""
+
+    def __init__(self, out_dir: str | Path, started_at: datetime) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        name = bundle_name(started_at)
+        n = 1
+        while (self.out_dir / name).exists() or (self.out_dir / f".{name}.partial").exists():
+            name = f"{bundle_name(started_at)}-{n}"
+            n += 1
+        self.name = name
+        self.tmp = self.out_dir / f".{name}.partial"
+        self.tmp.mkdir()
+        self.final = self.out_dir / name
+        self._lock = threading.Lock()
+        self._written: set[str] = set()
+
+    def write_bytes(self, relpath: str, data: bytes) -> str:
+        target = (self.tmp / relpath).resolve()
+        if not str(target).startswith(str(self.tmp.resolve()) + os.sep):
+            raise ValueError(f"refusing to write outside the bundle: {relpath}")
+        with self._lock:
+            if relpath in self._written:
+                raise FileExistsError(f"evidence file written twice: {relpath}")
+            self._written.add(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return relpath
+
+    def write_json(self, relpath: str, obj: Any) -> str:
+        return self.write_bytes(relpath, canonical_json(obj))
+
+    def write_evidence(self, evidence: Evidence) -> str:
+        return self.write_json(evidence.path, evidence.to_json())
+
+    def copy_file(self, relpath: str, source: Path) -> str:
+        return self.write_bytes(relpath, Path(source).read_bytes())
+
+    def commit(self) -> Path:
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def abandon(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def load_evidence(bundle: str | Path) -> list[Evidence]:
+    import json
+    root = Path(bundle) / "evidence"
+    records = []
+    for path in sorted(root.rglob("*.json")):
+        records.append(Evidence.from_json(json.loads(path.read_text(encoding="utf-8"))))
+    return records

@@ -1,0 +1,1 @@
+"""Stage 4: documents made from results.json and bundle manifests (never from live APIs)."""
