@@ -124,10 +124,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _load_exceptions(config: Any) -> Any:
-    try:
-        from reports.exceptions import load_exceptions
-    except ModuleNotFoundError:
-        return None
+    from attest.exceptions import load_exceptions
     return load_exceptions(config)
 
 

@@ -13,6 +13,7 @@ SOURCES: dict[str, str] = {
     "github": "collectors.github:GithubCollector",
     "okta": "collectors.okta:OktaCollector",
     "datadog": "collectors.datadog:DatadogCollector",
+    "manual": "collectors.manual:ManualCollector",
 }
 
 

@@ -1,0 +1,34 @@
+"""The manual evidence collector: records the documents in the manual store (see attest.manual)."""
+from __future__ import annotations
+
+from typing import ClassVar, Iterator
+
+from pydantic import BaseModel, ConfigDict
+
+from attest.model import Evidence
+from collectors.base import CollectContext
+
+
+class ManualConfig(BaseModel):
+    """No settings: the store is always ``<output_dir>/manual``."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class ManualCollector:
+    source: ClassVar[str] = "manual"
+    Config: ClassVar[type[BaseModel]] = ManualConfig
+    produces: ClassVar[tuple[str, ...]] = ("manual.documents",)
+    enabled_without_config: ClassVar[bool] = True
+
+    def __init__(self, config: ManualConfig) -> None:
+        self.config = config
+
+    def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
+        from attest.manual import iter_documents
+        docs: dict[str, list[dict]] = {}
+        if ctx.output_dir is not None:
+            for meta in iter_documents(ctx.output_dir):
+                docs.setdefault(meta["control"], []).append(meta)
+        ctx.progress("manual evidence store")
+        yield ctx.evidence("manual.documents", "manual:store", docs,
+                           request={"store": "manual/"})

@@ -1,0 +1,113 @@
+"""Bundles: atomic, hash-listed, chained; verify catches any change."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from attest.cli import main
+from attest.manifest import verify
+from attest.store import list_bundles, load_evidence
+from tests.conftest import NOW
+
+
+def test_scan_writes_a_complete_bundle(demo, demo_scan) -> None:
+    outcome = demo_scan()
+    b = outcome.bundle
+    assert b.name == "20261122T020000Z"
+    for name in ("results.json", "manifest.json", "report.html", "scan.log"):
+        assert (b / name).is_file()
+    manifest = json.loads((b / "manifest.json").read_text())
+    paths = {f["path"] for f in manifest["files"]}
+    assert "results.json" in paths and any(p.startswith("evidence/aws/") for p in paths)
+    assert manifest["previous"] is None and manifest["tool_version"] and manifest["config_digest"]
+    results = json.loads((b / "results.json").read_text())
+    assert set(results["scan"]) >= {"id", "started_at", "finished_at", "tool_version"}
+    for c in results["controls"]:
+        assert set(c) >= {"id", "title", "criteria", "status", "findings", "evidence"}
+        for p in c["evidence"]:
+            assert p in paths
+    assert verify(b)[1] == []
+
+
+def test_demo_results_match_what_the_demo_seeded(demo, demo_scan) -> None:
+    results = demo_scan().results
+    got = {c["id"]: c["status"] for c in results["controls"]}
+    assert demo.expected, "the demo declares what it seeded"
+    assert {cid: got[cid] for cid in demo.expected} == demo.expected
+
+
+def test_chain_and_tamper_detection(demo_scan, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = demo_scan(NOW).bundle
+    second = demo_scan(NOW + timedelta(days=1)).bundle
+    third = demo_scan(NOW + timedelta(days=2)).bundle
+    link = json.loads((second / "manifest.json").read_text())["previous"]
+    assert link["bundle"] == first.name
+    assert verify(out)[1] == []
+
+    ev_file = sorted((second / "evidence").rglob("*.json"))[0]
+    original = ev_file.read_bytes()
+    ev_file.write_bytes(original[:-2] + bytes([original[-2] ^ 1]) + original[-1:])  # one byte
+    problems = verify(out)[1]
+    rel = ev_file.relative_to(second).as_posix()
+    assert problems == [f"{second.name}: {rel}: changed (sha256 does not match the manifest)"]
+    ev_file.write_bytes(original)
+
+    (third / "evidence" / "extra.json").write_text("{}")
+    assert verify(out)[1] == [f"{third.name}: evidence/extra.json: not in the manifest (added)"]
+    (third / "evidence" / "extra.json").unlink()
+
+    shutil.rmtree(second)
+    assert any("chain broken" in p for p in verify(out)[1])
+
+
+def test_verify_cli(demo_scan, capsys: pytest.CaptureFixture[str]) -> None:
+    b = demo_scan().bundle
+    assert main(["verify", str(b)]) == 0
+    (b / "results.json").write_text("{}")
+    assert main(["verify", str(b.parent)]) == 1
+    assert "results.json: changed" in capsys.readouterr().out
+
+
+def test_evaluate_offline_reproduces_results(demo_scan, tmp_path: Path, capsys) -> None:
+    outcome = demo_scan()
+    fresh = tmp_path / "fresh.json"
+    code = main(["evaluate", str(outcome.bundle), "--out", str(fresh)])
+    assert "same statuses as the stored results" in capsys.readouterr().out
+    assert code == outcome.exit_code
+    got = {c["id"]: c["status"] for c in json.loads(fresh.read_text())["controls"]}
+    assert got == {c["id"]: c["status"] for c in outcome.results["controls"]}
+    assert len(load_evidence(outcome.bundle)) == len(outcome.records)
+
+
+def test_killed_scan_leaves_no_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "attest", "scan", "--demo", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            partial = list(out.glob(".*.partial/evidence")) if out.exists() else []
+            if partial:
+                break
+            assert proc.poll() is None, "the scan ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("the scan never started writing a bundle")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert list_bundles(out) == []
+    assert not [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert main(["verify", str(out)]) == 2  # nothing there looks like a bundle
