@@ -37,8 +37,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site: str = Field("datadoghq.com", description="Datadog site, e.g. datadoghq.eu, us5.datadoghq.com")
     host: str | None = Field(None, description="full API base URL; overrides site (a proxy or a fake)")
-    api_key: SecretStr
-    app_key: SecretStr
+    api_key: SecretStr = Field(min_length=1)
+    app_key: SecretStr = Field(min_length=1)
     page_size: int = Field(1000, ge=1, le=1000, description="monitors/downtimes per page")
 
     @field_validator("site")
