@@ -1,0 +1,238 @@
+"""Okta: users, their factors, sign-on / authentication / password policies and rules.
+
+Every evidence record keeps the raw JSON Okta sent (see :mod:`collectors.okta_api`). The
+collector judges nothing; it records which engine the org runs (``/.well-known/okta-organization``
+``pipeline``: ``v1`` Classic, ``idx`` Identity Engine) so the rules can read the right policies.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from attest.model import Evidence, EvidenceState
+from collectors.base import CollectContext, is_loopback
+from collectors.okta_api import Listing, OktaCallError, OktaReader, build_client
+
+DEFAULT_SCOPES = ("okta.users.read", "okta.policies.read")
+PAGE_SIZE = 200            # the users API maximum
+FACTOR_CONCURRENCY = 4     # parallel factor reads; Okta's concurrency limits are per org
+
+# evidence name -> (policy type, what a 403 on it means)
+POLICY_EVIDENCE = {
+    "okta.policies.sign_on": "OKTA_SIGN_ON",
+    "okta.policies.access": "ACCESS_POLICY",
+    "okta.policies.password": "PASSWORD",
+}
+NEEDS = {
+    "okta.users": "a read-only admin role, or the okta.users.read scope",
+    "okta.factors": "a read-only admin role, or the okta.users.read scope",
+    "okta.policies": "a read-only admin role, or the okta.policies.read scope",
+}
+
+
+class Config(BaseModel):
+    """The ``okta:`` config section: an SSWS API token, or an OAuth 2.0 service app."""
+    model_config = ConfigDict(extra="forbid")
+    org_url: str = Field(description="https://<org>.okta.com or your Okta custom domain")
+    token: SecretStr | None = None
+    client_id: str | None = None
+    private_key: SecretStr | None = None
+    private_key_path: str | None = None
+    key_id: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
+    rate_limit_max_wait: float = Field(60.0, ge=0, description="longest single wait on a rate limit (s)")
+    timeout: int = Field(60, ge=1, description="per-request timeout (s)")
+
+    @field_validator("org_url")
+    @classmethod
+    def _org_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be a URL such as https://acme.okta.com")
+        if parts.scheme == "http" and not is_loopback(value):
+            raise ValueError("must use https (plain http is allowed only for 127.0.0.1/localhost)")
+        if parts.path.strip("/") or parts.query:
+            raise ValueError("must be the org URL only, without a path (https://acme.okta.com)")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @model_validator(mode="after")
+    def _one_auth_mode(self) -> "Config":
+        oauth = self.client_id is not None
+        if (self.token is None) == (not oauth):
+            raise ValueError("give either token (SSWS API token) or client_id with private_key "
+                             "or private_key_path (OAuth 2.0 service app), not both")
+        if oauth and (self.private_key is None) == (self.private_key_path is None):
+            raise ValueError("an OAuth service app needs exactly one of private_key or "
+                             "private_key_path")
+        if oauth and not self.scopes:
+            raise ValueError("an OAuth service app needs at least one scope")
+        return self
+
+    def sdk_settings(self) -> dict[str, Any]:
+        """The SDK's ``client`` configuration (holds the secret: never log it)."""
+        settings: dict[str, Any] = {"orgUrl": self.org_url, "requestTimeout": self.timeout,
+                                    "rateLimit": {"maxRetries": 0}}   # attest paces itself
+        if self.token is not None:
+            settings.update(authorizationMode="SSWS", token=self.token.get_secret_value())
+        else:
+            key = (self.private_key.get_secret_value() if self.private_key is not None
+                   else Path(self.private_key_path or "").expanduser().read_text(encoding="utf-8"))
+            settings.update(authorizationMode="PrivateKey", clientId=self.client_id,
+                            scopes=list(self.scopes), privateKey=key)
+            if self.key_id:
+                settings["kid"] = self.key_id
+        return settings
+
+
+class OktaCollector:
+    source: ClassVar[str] = "okta"
+    Config: ClassVar[type[BaseModel]] = Config
+    produces: ClassVar[tuple[str, ...]] = ("okta.org", "okta.users", "okta.factors",
+                                           *POLICY_EVIDENCE)
+    enabled_without_config: ClassVar[bool] = False
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.scope = f"okta:{urlsplit(config.org_url).netloc}"
+        self.reader_options: dict[str, Any] = {}   # tests may inject e.g. a recording ``sleep``
+
+    def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
+        yield from asyncio.run(self._collect(ctx))
+
+    async def _collect(self, ctx: CollectContext) -> list[Evidence]:
+        out: dict[str, Evidence] = {}
+        client = build_client(self.config.sdk_settings())
+        async with client:
+            reader = OktaReader(client, self.config.org_url, max_wait=self.config.rate_limit_max_wait,
+                                **self.reader_options)
+            try:
+                ctx.progress("okta: users")
+                users = await self._users(ctx, reader, out)
+                ctx.progress("okta: org")
+                pipeline = await self._org(ctx, reader, out)
+                ctx.progress("okta: factors")
+                await self._factors(ctx, reader, out, users)
+                ctx.progress("okta: policies")
+                for name, policy_type in POLICY_EVIDENCE.items():
+                    await self._policies(ctx, reader, out, name, policy_type, pipeline)
+            except OktaCallError as exc:
+                if not exc.unauthorized:
+                    raise
+                detail = (f"Okta rejected the credentials ({exc.summary}) on {exc.operation}; "
+                          "check the API token or the OAuth service app")
+                for name in self.produces:
+                    out.setdefault(name, ctx.evidence(name, self.scope, state=EvidenceState.DENIED,
+                                                      detail=detail, request={"operation": exc.operation}))
+        if reader.waits:
+            ctx.log.info("okta: waited %.0fs in total for rate limits", sum(reader.waits))
+        return [out[name] for name in self.produces]
+
+    def _failure(self, ctx: CollectContext, name: str, exc: OktaCallError, needs: str,
+                 request: dict[str, Any]) -> Evidence:
+        """A failed call as evidence: 401 propagates (all names denied), 403 denied, else error."""
+        if exc.unauthorized:
+            raise exc
+        if exc.forbidden:
+            return ctx.evidence(name, self.scope, state=EvidenceState.DENIED, request=request,
+                                detail=f"{exc.operation}: {exc.summary}; needs {needs}")
+        return ctx.evidence(name, self.scope, state=EvidenceState.ERROR, request=request,
+                            detail=str(exc))
+
+    async def _users(self, ctx: CollectContext, reader: OktaReader,
+                     out: dict[str, Evidence]) -> list[dict[str, Any]]:
+        request = {"operation": "GET /api/v1/users", "params": {"limit": PAGE_SIZE},
+                   "note": "the default list: every status except DEPROVISIONED"}
+        try:
+            listing = await reader.list("/api/v1/users", {"limit": PAGE_SIZE})
+        except OktaCallError as exc:
+            out["okta.users"] = self._failure(ctx, "okta.users", exc, NEEDS["okta.users"], request)
+            return []
+        out["okta.users"] = self._listing(ctx, "okta.users", listing, listing.items, request)
+        return [u for u in listing.items if isinstance(u, dict) and u.get("status") == "ACTIVE"]
+
+    async def _org(self, ctx: CollectContext, reader: OktaReader, out: dict[str, Evidence]) -> str | None:
+        request = {"operation": "GET /.well-known/okta-organization"}
+        try:
+            body, _ = await reader.get("/.well-known/okta-organization")
+        except OktaCallError as exc:
+            out["okta.org"] = self._failure(ctx, "okta.org", exc, "nothing (public endpoint)", request)
+            return None
+        out["okta.org"] = ctx.evidence("okta.org", self.scope, body, request=request)
+        return body.get("pipeline") if isinstance(body, dict) else None
+
+    async def _factors(self, ctx: CollectContext, reader: OktaReader, out: dict[str, Evidence],
+                       users: list[dict[str, Any]]) -> None:
+        """``{user id: [raw factors]}`` for every ACTIVE user."""
+        request = {"operation": "GET /api/v1/users/{id}/factors", "users": "every ACTIVE user"}
+        if "okta.users" in out and not out["okta.users"].state.known:
+            out["okta.factors"] = ctx.evidence(
+                "okta.factors", self.scope, state=out["okta.users"].state, request=request,
+                detail="not read: the user list could not be read")
+            return
+        gate = asyncio.Semaphore(FACTOR_CONCURRENCY)
+
+        async def one(user_id: str) -> tuple[str, Listing | OktaCallError]:
+            async with gate:
+                try:
+                    return user_id, await reader.list(f"/api/v1/users/{user_id}/factors")
+                except OktaCallError as exc:
+                    return user_id, exc
+
+        results = await asyncio.gather(*(one(str(u.get("id"))) for u in users))
+        factors: dict[str, list[Any]] = {}
+        problems: list[str] = []
+        for user_id, result in results:
+            if isinstance(result, OktaCallError):
+                if result.unauthorized or result.forbidden:
+                    out["okta.factors"] = self._failure(ctx, "okta.factors", result,
+                                                        NEEDS["okta.factors"], request)
+                    return
+                problems.append(f"{user_id}: {result.summary}")
+            elif result.broken is not None:
+                problems.append(f"{user_id}: {result.broken.summary} after {result.pages} page(s)")
+            else:
+                factors[user_id] = result.items
+        state = EvidenceState.PARTIAL if problems else EvidenceState.OK
+        detail = ("factors could not be read for " + "; ".join(problems[:20])) if problems else ""
+        out["okta.factors"] = ctx.evidence("okta.factors", self.scope, factors, state=state,
+                                           detail=detail, request=request)
+
+    async def _policies(self, ctx: CollectContext, reader: OktaReader, out: dict[str, Evidence],
+                        name: str, policy_type: str, pipeline: str | None) -> None:
+        """``{"policies": [raw policies], "rules": {policy id: [raw rules]}}`` for one type."""
+        request = {"operation": "GET /api/v1/policies", "params": {"type": policy_type},
+                   "rules": "GET /api/v1/policies/{id}/rules"}
+        if policy_type == "ACCESS_POLICY" and pipeline == "v1":
+            out[name] = ctx.evidence(name, self.scope, {"policies": [], "rules": {}},
+                                     state=EvidenceState.ABSENT, request=request,
+                                     detail="Classic Engine org (pipeline v1): no authentication policies")
+            return
+        try:
+            listing = await reader.list("/api/v1/policies", {"type": policy_type})
+            rules: dict[str, list[Any]] = {}
+            for policy in listing.items:
+                policy_id = str(policy.get("id"))
+                rule_listing = await reader.list(f"/api/v1/policies/{policy_id}/rules")
+                if rule_listing.broken is not None:
+                    listing.broken = rule_listing.broken
+                rules[policy_id] = rule_listing.items
+        except OktaCallError as exc:
+            out[name] = self._failure(ctx, name, exc, NEEDS["okta.policies"], request)
+            return
+        out[name] = self._listing(ctx, name, listing, {"policies": listing.items, "rules": rules},
+                                  request)
+
+    def _listing(self, ctx: CollectContext, name: str, listing: Listing, payload: Any,
+                 request: dict[str, Any]) -> Evidence:
+        request = {**request, "pages": listing.pages}
+        if listing.broken is not None:
+            if listing.broken.unauthorized:
+                raise listing.broken
+            return ctx.evidence(name, self.scope, payload, state=EvidenceState.PARTIAL,
+                                request=request,
+                                detail=f"pagination broke after {listing.pages} page(s): {listing.broken}")
+        return ctx.evidence(name, self.scope, payload, request=request)
