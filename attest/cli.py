@@ -107,6 +107,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         demo = start_demo(now)
         config = load_config(config_path, overrides=demo.config)
         out = Path(args.out or "attest-demo")
+        from attest.demo.manual import seed_manual
+        seed_manual(out, now)
     else:
         config = load_config(config_path)
         out = Path(args.out) if args.out else config.output_dir
@@ -160,7 +162,7 @@ def cmd_controls(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([c.model_dump(mode="json") for c in chosen], indent=2))
     elif args.format == "markdown":
-        print("| id | criteria | severity | passes when |\n|---|---|---|---|")
+        print("| id | criteria | severity | checks |\n|---|---|---|---|")
         for c in chosen:
             print(f"| `{c.id}` | {', '.join(c.criteria)} | {c.severity} | {c.title} |")
     else:
