@@ -50,10 +50,10 @@ class OktaCallError(Exception):
         self.operation = operation
         self.status = status
         self.body = body if isinstance(body, dict) else {}
-        code = self.body.get("errorCode") or self.body.get("error") or ""
-        summary = (self.body.get("errorSummary") or self.body.get("error_description")
-                   or message or "")
-        self.summary = f"HTTP {status} {code} {summary}".replace("  ", " ").strip()
+        parts = [f"HTTP {status}" if status else "no response",
+                 self.body.get("errorCode") or self.body.get("error"),
+                 self.body.get("errorSummary") or self.body.get("error_description")]
+        self.summary = " ".join(str(p) for p in parts if p) + (f"; {message}" if message else "")
         super().__init__(f"{operation}: {self.summary}")
 
     @property
