@@ -87,7 +87,8 @@ def mons(n: int, start: int = 1) -> list[dict[str, Any]]:
     ("ddog-gov.com", "https://api.ddog-gov.com"),
     ("AP1.datadoghq.com", "https://api.ap1.datadoghq.com"),
 ])
-def test_base_url_from_site(site: str, url: str) -> None:
+def test_base_url_from_site(site: str, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DD_SITE", "us3.datadoghq.com")    # the SDK reads it; config wins
     config = Config(site=site, api_key="a", app_key="b")
     assert base_url(config) == url
     assert scope_of(config) == f"datadog:{site.lower()}"
