@@ -1,0 +1,262 @@
+"""GitHub: org settings, members' 2FA, branch protection and rulesets, Dependabot, secret scanning,
+merged pull requests.
+
+PyGithub supplies authentication (token or GitHub App installation), retries and rate-limit
+waits; every answer is kept as the raw JSON GitHub sent (``requester.requestJsonAndCheck``),
+never as SDK model dumps. Branch protection, rulesets and merged pull requests come from GraphQL
+(a page of 100 repositories per call); see :mod:`collectors.github_graphql`.
+"""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+from urllib.parse import quote, urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from attest.model import Evidence, EvidenceState, isoformat
+from collectors.base import CollectContext, is_loopback
+from collectors.github_graphql import GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories
+
+ORG = "github.org"
+MEMBERS_2FA = "github.members_2fa_disabled"
+REPOS = "github.repos"
+BRANCHES = "github.branch_protection"
+ORG_RULESETS = "github.org_rulesets"
+VULN_ALERTS = "github.vulnerability_alerts"
+DEPENDABOT = "github.dependabot_alerts"
+PULLS = "github.merged_pulls"
+
+PER_PAGE = 100
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+
+
+class Config(BaseModel):
+    """The ``github:`` config section. Give ``token`` or the three GitHub App settings."""
+    model_config = ConfigDict(extra="forbid")
+    org: str = Field(min_length=1)
+    base_url: str = "https://api.github.com"
+    token: SecretStr | None = None
+    app_id: int | None = None
+    installation_id: int | None = None
+    private_key_path: str | None = None
+    private_key: SecretStr | None = None
+    include_archived: bool = False
+    changes_lookback_days: int = Field(30, ge=1, le=30)
+    max_retries: int = Field(4, ge=0, le=10)
+    max_rate_limit_wait: int = Field(300, ge=0, le=3600,
+                                     description="longest wait (s) for a rate-limit reset")
+    timeout: int = Field(30, ge=1, le=300)
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        value = value.rstrip("/")
+        scheme = urlparse(value).scheme
+        if scheme != "https" and not (scheme == "http" and is_loopback(value)):
+            raise ValueError("base_url must be https:// (plain http only for 127.0.0.1/localhost)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> "Config":
+        app = (self.app_id, self.installation_id, self.private_key_path or self.private_key)
+        if self.token is not None and any(x is not None for x in app):
+            raise ValueError("give either token or GitHub App settings, not both")
+        if self.token is None and not all(x is not None for x in app):
+            raise ValueError("give token, or app_id + installation_id + private_key_path "
+                             "(or private_key)")
+        if self.private_key_path and self.private_key:
+            raise ValueError("give private_key_path or private_key, not both")
+        return self
+
+
+class GithubCollector:
+    source: ClassVar[str] = "github"
+    Config: ClassVar[type[BaseModel]] = Config
+    produces: ClassVar[tuple[str, ...]] = (ORG, MEMBERS_2FA, REPOS, BRANCHES, ORG_RULESETS,
+                                           VULN_ALERTS, DEPENDABOT, PULLS)
+    enabled_without_config: ClassVar[bool] = False
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.scope = f"github:{config.org}"
+
+    def _client(self) -> Any:
+        from github import Auth, Github, GithubRetry
+
+        cfg = self.config
+        if cfg.token is not None:
+            auth: Any = Auth.Token(cfg.token.get_secret_value())
+        else:
+            key = (cfg.private_key.get_secret_value() if cfg.private_key
+                   else Path(cfg.private_key_path or "").read_text(encoding="utf-8"))
+            auth = Auth.AppAuth(cfg.app_id, key).get_installation_auth(cfg.installation_id)
+        retry = GithubRetry(total=cfg.max_retries, backoff_factor=0.5,
+                            status_forcelist=[429, 500, 502, 503, 504],
+                            max_rate_limit_wait=cfg.max_rate_limit_wait,
+                            secondary_rate_wait=min(60, cfg.max_rate_limit_wait),
+                            retry_after_max=cfg.max_rate_limit_wait)
+        return Github(auth=auth, base_url=cfg.base_url, per_page=PER_PAGE, retry=retry,
+                      timeout=cfg.timeout, seconds_between_requests=None, user_agent="attest")
+
+    # --- REST helpers -------------------------------------------------------------------------
+
+    def _get(self, req: Any, path: str, params: dict[str, Any] | None = None) -> Any:
+        return req.requestJsonAndCheck("GET", path, parameters=params)[1]
+
+    def _pages(self, req: Any, path: str, params: dict[str, Any]) -> list[Any]:
+        """Every item of a paginated list, following the Link header's rel="next"."""
+        items: list[Any] = []
+        url: str | None = path
+        query: dict[str, Any] | None = {**params, "per_page": PER_PAGE}
+        while url:
+            headers, data = req.requestJsonAndCheck("GET", url, parameters=query)
+            items.extend(data)
+            match = _LINK_NEXT.search(headers.get("link", ""))
+            url, query = (match.group(1), None) if match else (None, None)
+        return items
+
+    # --- collection ---------------------------------------------------------------------------
+
+    def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
+        org = self.config.org
+        gh = self._client()
+        req = gh.requester
+        ev = self._record(ctx)
+        ctx.progress("github: organization")
+        try:
+            org_data = self._get(req, f"/orgs/{quote(org, safe='')}")
+        except Exception as exc:  # first call: bad credentials etc. stop the whole source
+            state, detail = _failure(exc, "read the organization (Members: read / read:org)")
+            for name in self.produces:
+                yield ev(name, None, state, detail, {"method": "GET", "path": f"/orgs/{org}"})
+            return
+        yield ev(ORG, org_data, request={"method": "GET", "path": f"/orgs/{org}"})
+
+        yield self._rest_list(ctx, req, MEMBERS_2FA, f"/orgs/{quote(org, safe='')}/members",
+                              {"filter": "2fa_disabled"},
+                              "be an organization owner (filter=2fa_disabled is owner-only)")
+
+        ctx.progress("github: repositories")
+        repos = self._rest_list(ctx, req, REPOS, f"/orgs/{quote(org, safe='')}/repos",
+                                {"type": "all"}, "list repositories (Metadata: read / repo)",
+                                shape=self._repos_payload)
+        yield repos
+
+        ctx.progress("github: branch protection and rulesets")
+        yield self._graphql(ctx, BRANCHES, "organization.repositories",
+                            lambda: repositories(req, org, self.config.include_archived))
+        yield self._graphql(ctx, ORG_RULESETS, "organization.rulesets",
+                            lambda: org_rulesets(req, org))
+
+        ctx.progress("github: Dependabot")
+        yield self._vulnerability_alerts(ctx, req, repos)
+        archived = set(repos.payload["archived_skipped"]) if repos.state.known else set()
+        yield self._rest_list(ctx, req, DEPENDABOT, f"/orgs/{quote(org, safe='')}/dependabot/alerts",
+                              {"state": "open"},
+                              "read Dependabot alerts (Dependabot alerts: read / security_events; "
+                              "org owner or security manager)",
+                              shape=lambda alerts: [a for a in alerts if _repo_of(a) not in archived])
+
+        ctx.progress("github: merged pull requests")
+        until = ctx.now
+        since = until - timedelta(days=self.config.changes_lookback_days)
+        if ctx.previous_scan_at is not None and ctx.previous_scan_at > since:
+            since = ctx.previous_scan_at
+        yield self._graphql(ctx, PULLS, "search(is:pr is:merged)",
+                            lambda: {"since": isoformat(since), "until": isoformat(until),
+                                     "pulls": merged_pulls(req, org, since, until,
+                                                           self.config.include_archived)})
+
+    def _record(self, ctx: CollectContext) -> Callable[..., Evidence]:
+        def make(name: str, payload: Any, state: EvidenceState = EvidenceState.OK,
+                 detail: str = "", request: dict[str, Any] | None = None) -> Evidence:
+            return ctx.evidence(name, self.scope, payload, state=state, detail=detail,
+                                request=request)
+        return make
+
+    def _repos_payload(self, repos: list[dict[str, Any]]) -> dict[str, Any]:
+        keep = [r for r in repos if self.config.include_archived or not r.get("archived")]
+        skipped = sorted(r["full_name"] for r in repos if r not in keep)
+        return {"repositories": keep, "archived_skipped": skipped}
+
+    def _rest_list(self, ctx: CollectContext, req: Any, name: str, path: str,
+                   params: dict[str, Any], permission: str,
+                   shape: Callable[[list[Any]], Any] = lambda items: items) -> Evidence:
+        request = {"method": "GET", "path": path, "params": params}
+        try:
+            items = self._pages(req, path, params)
+        except Exception as exc:
+            state, detail = _failure(exc, permission)
+            return self._record(ctx)(name, None, state, detail, request)
+        return self._record(ctx)(name, shape(items), request=request)
+
+    def _graphql(self, ctx: CollectContext, name: str, operation: str,
+                 fetch: Callable[[], Any]) -> Evidence:
+        request = {"method": "POST", "path": "/graphql", "operation": operation}
+        try:
+            payload = fetch()
+        except GraphqlDenied as exc:
+            return self._record(ctx)(name, None, EvidenceState.DENIED, str(exc), request)
+        except GraphqlError as exc:
+            return self._record(ctx)(name, None, EvidenceState.ERROR, str(exc), request)
+        except Exception as exc:
+            state, detail = _failure(exc, "read repositories through GraphQL")
+            return self._record(ctx)(name, None, state, detail, request)
+        return self._record(ctx)(name, payload, request=request)
+
+    def _vulnerability_alerts(self, ctx: CollectContext, req: Any, repos: Evidence) -> Evidence:
+        """GET /repos/{o}/{r}/vulnerability-alerts per repo: 204 enabled, 404 disabled."""
+        from github import GithubException
+
+        request = {"method": "GET", "path": "/repos/{owner}/{repo}/vulnerability-alerts"}
+        if not repos.state.known:
+            return self._record(ctx)(VULN_ALERTS, None, repos.state,
+                                     f"repositories could not be listed: {repos.detail}", request)
+        result: dict[str, Any] = {}
+        for repo in repos.payload["repositories"]:
+            full = repo["full_name"]
+            owner, _, name = full.partition("/")
+            path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/vulnerability-alerts"
+            admin = (repo.get("permissions") or {}).get("admin")
+            try:
+                req.requestJsonAndCheck("GET", path)
+                result[full] = {"status": 204, "enabled": True, "viewer_admin": admin}
+            except GithubException as exc:
+                entry: dict[str, Any] = {"status": exc.status, "viewer_admin": admin,
+                                         "message": _message(exc)}
+                if exc.status == 404:
+                    entry["enabled"] = False
+                result[full] = entry
+        return self._record(ctx)(VULN_ALERTS, result, request=request)
+
+
+def _repo_of(alert: dict[str, Any]) -> str:
+    return (alert.get("repository") or {}).get("full_name", "")
+
+
+def _message(exc: Any) -> str:
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    return str(data or exc)[:300]
+
+
+def _failure(exc: Exception, permission: str) -> tuple[EvidenceState, str]:
+    """Evidence state and a one-line detail for a failed call (never containing the token)."""
+    from github import GithubException, RateLimitExceededException
+
+    if isinstance(exc, RateLimitExceededException):
+        return EvidenceState.ERROR, f"rate limited by GitHub beyond the configured wait: {_message(exc)}"
+    if isinstance(exc, GithubException):
+        msg = _message(exc)
+        if exc.status == 401:
+            return EvidenceState.DENIED, f"GitHub rejected the credentials (401 {msg})"
+        if exc.status in (403, 422):
+            return EvidenceState.DENIED, f"{exc.status} {msg}: the credentials must {permission}"
+        if exc.status == 404:
+            return EvidenceState.ERROR, f"404 {msg}: not found or not visible; the credentials must {permission}"
+        return EvidenceState.ERROR, f"GitHub answered {exc.status}: {msg}"
+    return EvidenceState.ERROR, f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,190 @@
+"""GitHub GraphQL reads: repositories with their default branch's protection and rulesets (100
+repositories per call), organization rulesets, and merged pull requests with their reviews.
+
+Payloads are the GraphQL nodes exactly as GitHub returned them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from attest.model import parse_time
+
+RULESET_FIELDS = """
+fragment RulesetFields on RepositoryRuleset {
+  databaseId name enforcement target
+  conditions {
+    refName { include exclude }
+    repositoryName { include exclude protected }
+    repositoryId { repositoryIds }
+    repositoryProperty { include { name propertyValues source } exclude { name propertyValues source } }
+  }
+  rules(first: 50) {
+    totalCount
+    nodes {
+      type
+      parameters {
+        __typename
+        ... on PullRequestParameters {
+          requiredApprovingReviewCount dismissStaleReviewsOnPush requireCodeOwnerReview
+          requireLastPushApproval
+        }
+        ... on RequiredStatusChecksParameters {
+          strictRequiredStatusChecksPolicy requiredStatusChecks { context integrationId }
+        }
+      }
+    }
+  }
+}
+"""
+
+REPOSITORIES = """
+query Repositories($org: String!, $cursor: String) {
+  organization(login: $org) {
+    repositories(first: 100, after: $cursor, orderBy: {field: NAME, direction: ASC}) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id databaseId name nameWithOwner isArchived isPrivate viewerCanAdminister
+        defaultBranchRef {
+          name
+          branchProtectionRule {
+            pattern isAdminEnforced requiresApprovingReviews requiredApprovingReviewCount
+            allowsForcePushes allowsDeletions requiresStatusChecks requiresStrictStatusChecks
+            requiredStatusCheckContexts
+          }
+        }
+        rulesets(first: 25, includeParents: false, targets: [BRANCH]) {
+          totalCount
+          pageInfo { hasNextPage endCursor }
+          nodes { ...RulesetFields }
+        }
+      }
+    }
+  }
+}
+""" + RULESET_FIELDS
+
+REPOSITORY_RULESETS = """
+query RepositoryRulesets($owner: String!, $name: String!, $cursor: String) {
+  repository(owner: $owner, name: $name) {
+    rulesets(first: 100, after: $cursor, includeParents: false, targets: [BRANCH]) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...RulesetFields }
+    }
+  }
+}
+""" + RULESET_FIELDS
+
+ORG_RULESETS = """
+query OrgRulesets($org: String!, $cursor: String) {
+  organization(login: $org) {
+    rulesets(first: 100, after: $cursor, targets: [BRANCH]) {
+      pageInfo { hasNextPage endCursor }
+      nodes { ...RulesetFields }
+    }
+  }
+}
+""" + RULESET_FIELDS
+
+MERGED_PULLS = """
+query MergedPulls($q: String!, $cursor: String) {
+  search(query: $q, type: ISSUE, first: 100, after: $cursor) {
+    issueCount
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      __typename
+      ... on PullRequest {
+        number url title createdAt mergedAt baseRefName
+        author { login }
+        mergedBy { login }
+        repository { nameWithOwner isArchived defaultBranchRef { name } }
+        reviews(first: 100, states: [APPROVED]) {
+          totalCount
+          nodes { author { login } state submittedAt }
+        }
+      }
+    }
+  }
+}
+"""
+
+SEARCH_LIMIT = 1000  # GitHub search returns at most 1,000 results per query
+
+
+class GraphqlError(Exception):
+    """GraphQL answered with errors (the data could not be had)."""
+
+
+class GraphqlDenied(GraphqlError):
+    """GraphQL answered FORBIDDEN / not accessible: a permission is missing."""
+
+
+def query(req: Any, text: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """POST one GraphQL query through PyGithub's requester (its auth, retries and rate-limit waits)."""
+    _, body = req.requestJsonAndCheck("POST", req.graphql_url,
+                                      input={"query": text, "variables": variables})
+    errors = body.get("errors") or []
+    if errors:
+        messages = "; ".join(str(e.get("message", e)) for e in errors)[:400]
+        if any(e.get("type") in ("FORBIDDEN", "INSUFFICIENT_SCOPES") for e in errors):
+            raise GraphqlDenied(f"GraphQL: {messages}")
+        raise GraphqlError(f"GraphQL: {messages}")
+    return body["data"]
+
+
+def _connection(req: Any, text: str, variables: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
+    """Every node of the connection at ``path``, following pageInfo.endCursor."""
+    nodes: list[Any] = []
+    cursor = None
+    while True:
+        data: Any = query(req, text, {**variables, "cursor": cursor})
+        for key in path:
+            data = data.get(key) if data else None
+        if data is None:
+            raise GraphqlError(f"GraphQL: {'.'.join(path)} is not visible to these credentials")
+        nodes.extend(n for n in data["nodes"] if n is not None)
+        if not data["pageInfo"]["hasNextPage"]:
+            return nodes
+        cursor = data["pageInfo"]["endCursor"]
+
+
+def repositories(req: Any, org: str, include_archived: bool) -> dict[str, Any]:
+    """Repositories with default-branch protection and their own branch rulesets."""
+    nodes = _connection(req, REPOSITORIES, {"org": org}, ("organization", "repositories"))
+    keep = [n for n in nodes if include_archived or not n["isArchived"]]
+    for repo in keep:
+        rulesets = repo.get("rulesets") or {}
+        if (rulesets.get("pageInfo") or {}).get("hasNextPage"):
+            owner, _, name = repo["nameWithOwner"].partition("/")
+            repo["rulesets"] = {"totalCount": rulesets["totalCount"], "nodes": _connection(
+                req, REPOSITORY_RULESETS, {"owner": owner, "name": name}, ("repository", "rulesets"))}
+    skipped = sorted(n["nameWithOwner"] for n in nodes if n not in keep)
+    return {"repositories": keep, "archived_skipped": skipped}
+
+
+def org_rulesets(req: Any, org: str) -> list[Any]:
+    return _connection(req, ORG_RULESETS, {"org": org}, ("organization", "rulesets"))
+
+
+def _ts(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merged_pulls(req: Any, org: str, since: datetime, until: datetime,
+                 include_archived: bool) -> list[Any]:
+    """Pull requests merged in [since, until], split into smaller windows past search's cap."""
+    since, until = since.replace(microsecond=0), until.replace(microsecond=0)
+    q = f"org:{org} is:pr is:merged merged:{_ts(since)}..{_ts(until)}"
+    page = query(req, MERGED_PULLS, {"q": q, "cursor": None})["search"]
+    if page["issueCount"] > SEARCH_LIMIT and until - since > timedelta(minutes=1):
+        middle = (since + (until - since) / 2).replace(microsecond=0)
+        return (merged_pulls(req, org, since, middle, include_archived)
+                + merged_pulls(req, org, middle + timedelta(seconds=1), until, include_archived))
+    nodes = list(page["nodes"])
+    while page["pageInfo"]["hasNextPage"]:
+        page = query(req, MERGED_PULLS, {"q": q, "cursor": page["pageInfo"]["endCursor"]})["search"]
+        nodes.extend(page["nodes"])
+    pulls = [n for n in nodes if n and n.get("__typename") == "PullRequest"]
+    return [p for p in pulls
+            if (include_archived or not p["repository"]["isArchived"])
+            and since <= (parse_time(p["mergedAt"]) or since) <= until]
