@@ -1,16 +1,295 @@
-"""The HTML readiness report (jinja2, autoescape on)."""
+"""The HTML readiness report: one self-contained file (inline CSS, JS and SVG; no fetches).
+
+``render_report`` builds a view model from results.json (plus earlier bundles for the trend and
+the diff) and renders it with jinja2, autoescape on. Every string that came from an API is data:
+it reaches the page escaped, and the JSON for the table script goes through ``|tojson``.
+"""
 from __future__ import annotations
 
+import argparse
+import base64
+import hashlib
+import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from attest.errors import UsageError
+from attest.manifest import file_sha256, read_manifest
+from attest.model import parse_time
+from attest.store import is_bundle, list_bundles
+from controls import criteria, criteria_family
+from reports.diff import diff_results
+
+STATUS_ORDER = ("fail", "error", "excepted", "pass", "not_applicable", "skipped")
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+BAD = ("fail", "error")
+
+# AICPA Trust Services Criteria families (the part of a criterion id before the dot).
+FAMILY_TITLES = {
+    "CC1": "Control environment", "CC2": "Communication and information",
+    "CC3": "Risk assessment", "CC4": "Monitoring activities", "CC5": "Control activities",
+    "CC6": "Logical and physical access", "CC7": "System operations",
+    "CC8": "Change management", "CC9": "Risk mitigation", "A1": "Availability",
+    "C1": "Confidentiality", "PI1": "Processing integrity", "P1": "Privacy: notice",
+    "P2": "Privacy: choice and consent", "P3": "Privacy: collection", "P4": "Privacy: use and retention",
+    "P5": "Privacy: access", "P6": "Privacy: disclosure", "P7": "Privacy: quality",
+    "P8": "Privacy: monitoring and enforcement",
+}
+
+TREND_W, TREND_H, TREND_PAD = 760, 190, 36
 
 
 def _env() -> Environment:
-    return Environment(loader=PackageLoader("reports", "templates"),
-                       autoescape=select_autoescape(default=True, default_for_string=True))
+    env = Environment(loader=PackageLoader("reports", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = format_time
+    return env
 
 
-def render_report(results: dict[str, Any], history: list[Path]) -> str:
-    return _env().get_template("report.html.j2").render(results=results)
+def format_time(value: str | None) -> str:
+    try:
+        dt = parse_time(value)
+    except ValueError:
+        return str(value)
+    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else ""
+
+
+def readiness(counts: dict[str, int]) -> float | None:
+    """Same rule as the scan summary: passed (or excepted) share of the judged controls."""
+    judged = sum(counts.get(s, 0) for s in ("pass", "fail", "error", "excepted"))
+    return round(100.0 * (counts.get("pass", 0) + counts.get("excepted", 0)) / judged, 1) if judged else None
+
+
+def _family_key(family: str) -> tuple[int, int, str]:
+    m = re.fullmatch(r"([A-Z]+)(\d+)", family)
+    prefix, num = (m.group(1), int(m.group(2))) if m else (family, 0)
+    order = {"CC": 0, "A": 1, "C": 2, "PI": 3, "P": 4}
+    return order.get(prefix, 9), num, family
+
+
+def _families(controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    grouped: dict[str, dict[str, int]] = {}
+    for c in controls:
+        for fam in sorted({criteria_family(k) for k in c.get("criteria", [])}):
+            counts = grouped.setdefault(fam, {})
+            counts[c["status"]] = counts.get(c["status"], 0) + 1
+    return [{"family": fam, "title": FAMILY_TITLES.get(fam, ""), "counts": counts,
+             "total": sum(counts.values()), "readiness": readiness(counts)}
+            for fam, counts in sorted(grouped.items(), key=lambda kv: _family_key(kv[0]))]
+
+
+def _control_view(c: dict[str, Any], sha: dict[str, str]) -> dict[str, Any]:
+    findings = c.get("findings", [])
+    titles = criteria()
+    return {
+        **c,
+        "criteria_titled": [(k, titles.get(k, "")) for k in c.get("criteria", [])],
+        "families": sorted({criteria_family(k) for k in c.get("criteria", [])}, key=_family_key),
+        "bad": [f for f in findings if f["status"] in BAD],
+        "excepted_findings": [f for f in findings if f["status"] == "excepted"],
+        "passed": sum(1 for f in findings if f["status"] == "pass"),
+        "others": [f for f in findings if f["status"] not in (*BAD, "excepted", "pass")],
+        "evidence_files": [{"path": p, "sha256": sha.get(p)} for p in c.get("evidence", [])],
+    }
+
+
+MANUAL_STATES = ("expired", "expiring", "missing", "current")
+
+
+def _manual(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per finding of the manual-evidence controls, with the validity word of its detail."""
+    rows = []
+    for c in views:
+        if c.get("source") != "manual":
+            continue
+        for f in c.get("findings", []):
+            words = re.findall(r"[a-z]+", str(f.get("detail", "")).lower())
+            state = next((w for w in MANUAL_STATES if w in words), "")
+            rows.append({"control": c["id"], "title": c.get("title", ""), "resource": f["resource"],
+                         "status": f["status"], "state": state, "detail": f.get("detail", "")})
+        if not c.get("findings"):
+            rows.append({"control": c["id"], "title": c.get("title", ""), "resource": "",
+                         "status": c["status"], "state": "", "detail": c.get("description", "")})
+    return rows
+
+
+def _sources(results: dict[str, Any]) -> list[dict[str, Any]]:
+    by_source: dict[str, dict[str, int]] = {}
+    for c in results.get("controls", []):
+        counts = by_source.setdefault(c.get("source", ""), {})
+        counts[c["status"]] = counts.get(c["status"], 0) + 1
+    out = []
+    for name, info in sorted(results.get("scan", {}).get("sources", {}).items()):
+        status = str(info.get("status", ""))
+        kind = "collected" if status == "collected" else "skipped" if status == "skipped" else "failed"
+        detail = info.get("detail") or (status.partition(": ")[2] if kind == "failed" else "")
+        out.append({"name": name, "kind": kind, "detail": detail,
+                    "counts": by_source.get(name, {}), "total": sum(by_source.get(name, {}).values())})
+    return out
+
+
+def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The diff as the report shows it: new problems, fixed ones, new resources, status changes."""
+    if diff is None:
+        return None
+    old_r, new_r = diff["old"]["readiness"], diff["new"]["readiness"]
+    return {
+        **diff,
+        "problems": sorted(diff["started_failing"] + diff["started_erroring"],
+                           key=lambda e: (e["new"] != "fail", e["control"], e["resource"])),
+        "fixed": [e for e in diff["stopped_failing"] + diff["stopped_erroring"] if e["new"] not in BAD],
+        "delta": round(new_r - old_r, 1) if old_r is not None and new_r is not None else None,
+    }
+
+
+def _pick(entry: dict[str, Any], *keys: str) -> Any:
+    return next((entry[k] for k in keys if entry.get(k) not in (None, "")), "")
+
+
+def _exceptions(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Exceptions in force: the results' list, else those the controls applied (deduplicated)."""
+    raw = results.get("exceptions")
+    if not raw:
+        seen: dict[str, dict[str, Any]] = {}
+        for c in results.get("controls", []):
+            for e in c.get("exceptions", []):
+                seen.setdefault(json.dumps(e, sort_keys=True, default=str), {"control": c["id"], **e})
+        raw = list(seen.values())
+    return [{"control": _pick(e, "control", "control_id"),
+             "resource": _pick(e, "resource", "resources"),
+             "reason": _pick(e, "reason", "justification", "note"),
+             "approver": _pick(e, "approver", "approved_by"),
+             "expires": _pick(e, "expires", "expires_at", "expiry", "valid_until"),
+             "state": _pick(e, "state", "status")} for e in raw if isinstance(e, dict)]
+
+
+def _read_results(bundle: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("controls"), list) else None
+
+
+def _trend(points: list[tuple[str, str, float]]) -> dict[str, Any]:
+    """Server-side SVG geometry for the readiness trend (x = scan order, y = 0..100 %)."""
+    inner_w, inner_h = TREND_W - 2 * TREND_PAD, TREND_H - 2 * 20
+    n = len(points)
+    out = []
+    for i, (bundle, when, value) in enumerate(points):
+        x = TREND_PAD + (inner_w * i / (n - 1) if n > 1 else inner_w / 2)
+        y = 20 + inner_h * (1 - value / 100.0)
+        out.append({"x": round(x, 1), "y": round(y, 1), "value": value, "bundle": bundle,
+                    "when": format_time(when)})
+    grid = [{"y": round(20 + inner_h * (1 - v / 100.0), 1), "label": v} for v in (0, 25, 50, 75, 100)]
+    return {"w": TREND_W, "h": TREND_H, "pad": TREND_PAD, "points": out, "grid": grid,
+            "polyline": " ".join(f"{p['x']},{p['y']}" for p in out),
+            "area": (f"{out[0]['x']},{20 + inner_h} " + " ".join(f"{p['x']},{p['y']}" for p in out)
+                     + f" {out[-1]['x']},{20 + inner_h}") if out else ""}
+
+
+def build_view(results: dict[str, Any], history: list[Path],
+               evidence_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+    scan = results.get("scan", {})
+    controls = results.get("controls", [])
+    sha = evidence_sha256 or {}
+    past = [(b, r) for b in history if (r := _read_results(Path(b))) is not None]
+    points = [(r["scan"].get("bundle", Path(b).name), r["scan"].get("started_at", ""),
+               r["summary"]["readiness"]) for b, r in past
+              if r.get("summary", {}).get("readiness") is not None]
+    if results.get("summary", {}).get("readiness") is not None:
+        points.append((scan.get("bundle", ""), scan.get("started_at", ""),
+                       results["summary"]["readiness"]))
+    diff = diff_results(past[-1][1], results) if past else None
+    views = sorted((_control_view(c, sha) for c in controls),
+                   key=lambda c: (STATUS_ORDER.index(c["status"]) if c["status"] in STATUS_ORDER else 9,
+                                  SEVERITY_ORDER.index(c["severity"]) if c["severity"] in SEVERITY_ORDER else 9,
+                                  c["id"]))
+    started, finished = parse_time(scan.get("started_at")), parse_time(scan.get("finished_at"))
+    return {
+        "scan": scan,
+        "summary": results.get("summary", {}),
+        "duration": (finished - started).total_seconds() if started and finished else None,
+        "families": _families(controls),
+        "controls": views,
+        "sources": _sources(results),
+        "statuses": [s for s in STATUS_ORDER if any(c["status"] == s for c in controls)],
+        "source_names": sorted({c.get("source", "") for c in controls}),
+        "family_names": sorted({f for c in views for f in c["families"]}, key=_family_key),
+        "manual": _manual(views),
+        "exceptions": _exceptions(results),
+        "diff": _diff_view(diff),
+        "trend": _trend(points),
+        "table_data": [{"id": c["id"], "status": c["status"], "source": c.get("source", ""),
+                        "severity": c.get("severity", ""), "criteria": c.get("criteria", []),
+                        "families": c["families"], "title": c.get("title", ""),
+                        "resources": [f["resource"] for f in c["bad"]]} for c in views],
+        "status_order": list(STATUS_ORDER),
+        "severity_order": list(SEVERITY_ORDER),
+        "generated": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def render_report(results: dict[str, Any], history: list[Path], *,
+                  evidence_sha256: dict[str, str] | None = None) -> str:
+    """The report as one HTML string. ``history``: earlier complete bundles, oldest first.
+
+    ``evidence_sha256`` maps bundle-relative evidence paths to their sha256 (see
+    :func:`evidence_digests`); without it the report lists the files without hashes."""
+    env = _env()
+    script = env.get_template("_script.js.j2").render()
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return env.get_template("report.html.j2").render(
+        v=build_view(results, history, evidence_sha256), script=Markup(script),
+        script_csp=f"'sha256-{digest}'")
+
+
+def evidence_digests(bundle: Path, results: dict[str, Any]) -> dict[str, str]:
+    """sha256 of every evidence file the controls cite: from the manifest if the bundle has one,
+    else computed from the files (a bundle still being written)."""
+    try:
+        listed = {f["path"]: f["sha256"] for f in read_manifest(bundle).get("files", [])}
+    except (OSError, ValueError):
+        listed = {}
+    out: dict[str, str] = {}
+    for c in results.get("controls", []):
+        for rel in c.get("evidence", []):
+            if rel in listed:
+                out[rel] = listed[rel]
+            elif (bundle / rel).is_file():
+                out[rel] = file_sha256(bundle / rel)
+    return out
+
+
+def _resolve(target: str) -> tuple[Path, list[Path]]:
+    """(bundle, earlier bundles of the same folder) for a bundle or an output folder."""
+    path = Path(target)
+    if is_bundle(path):
+        return path, [b for b in list_bundles(path.parent) if b.name < path.name]
+    if not path.is_dir():
+        raise UsageError(f"{target}: no such bundle or directory")
+    bundles = list_bundles(path)
+    if not bundles:
+        raise UsageError(f"{target}: no bundles found (a bundle is a folder with manifest.json)")
+    return bundles[-1], bundles[:-1]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    bundle, history = _resolve(args.target)
+    results = _read_results(bundle)
+    if results is None:
+        raise UsageError(f"{bundle}: results.json is missing or not an attest results document")
+    out = Path(args.out or "attest-report.html").resolve()
+    if out.is_relative_to(bundle.resolve()):
+        raise UsageError(f"{out}: refusing to write into the bundle (it would break its manifest)")
+    html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    print(out)
+    return 0
