@@ -172,6 +172,7 @@ class OktaWorld:
     rate_limit: int = 600
     throttle: int = 0                             # answer the next N API calls with 429
     throttle_reset_in: int = 1                    # seconds until X-Rate-Limit-Reset when throttling
+    outage_after: int | None = None               # answer 500 after this many API calls
 
     def add_user(self, u: dict[str, Any], factors: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
         self.users.append(u)
@@ -221,6 +222,7 @@ class FakeOkta:
     def __init__(self, world: OktaWorld) -> None:
         self.world = world
         self._window = (0, 0)   # (minute, requests in it) for X-Rate-Limit-Remaining
+        self.served = 0
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         request = Request(environ)
@@ -254,6 +256,9 @@ class FakeOkta:
                           {"X-Rate-Limit-Limit": str(self.world.rate_limit),
                            "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(reset)})
         self._window = (minute, used + 1)
+        self.served += 1
+        if self.world.outage_after is not None and self.served > self.world.outage_after:
+            return _error(500, "E0000009", "Internal Server Error")
         response = handler()
         response.headers["X-Rate-Limit-Limit"] = str(self.world.rate_limit)
         response.headers["X-Rate-Limit-Remaining"] = str(max(self.world.rate_limit - used - 1, 0))

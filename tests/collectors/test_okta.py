@@ -276,3 +276,26 @@ def test_oauth_with_an_unknown_key_is_denied(world, server, rsa_keys):
     ev = collect(server.url, token=None, client_id="0oaAttestSvc", private_key=other)
     assert {r.state for r in ev.values()} == {EvidenceState.DENIED}
     assert "invalid_client" in ev["okta.users"].detail
+
+
+def test_pagination_broken_midway_is_partial_and_other_failures_are_errors(world, server):
+    world.max_limit = 2
+    for i in range(5):
+        world.add_user(fk.user(f"user{i}@acme.example", last_login=days(1)), [fk.factor("push")])
+    world.outage_after = 1
+    ev = collect(server.url)
+    assert ev["okta.users"].state is EvidenceState.PARTIAL
+    assert len(ev["okta.users"].payload) == 2 and "E0000009" in ev["okta.users"].detail
+    assert ev["okta.factors"].state is EvidenceState.PARTIAL
+    assert ev["okta.policies.password"].state is EvidenceState.ERROR
+    for cid in CONTROLS:
+        assert evaluate(ev, cid).status is Status.ERROR, cid
+
+
+def test_exhausted_rate_limit_budget_pauses_before_the_next_call(world, server):
+    world.add_user(fk.user("a@acme.example", last_login=days(1)), [fk.factor("push")])
+    world.rate_limit = 1   # every answer says X-Rate-Limit-Remaining: 0
+    sleeps = Sleeps()
+    ev = collect(server.url, sleeps, rate_limit_max_wait=120)
+    assert ev["okta.users"].state is EvidenceState.OK
+    assert sleeps and all(0 < s <= 61 for s in sleeps)
