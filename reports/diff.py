@@ -76,7 +76,7 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "added_controls": sorted(new_c.keys() - old_c.keys()),
         "removed_controls": sorted(old_c.keys() - new_c.keys()),
         **changes,
-        "new_resources": list(seen.values()),
+        "new_resources": sorted(seen.values(), key=lambda r: r["resource"]),
     }
 
 
