@@ -1,0 +1,248 @@
+"""Credentials, accounts and boto3 clients for the AWS collector, and the one way it calls AWS.
+
+* :func:`open_accounts` turns the config's ``accounts`` list into boto3 sessions: the default
+  credential chain, a named profile, or a role assumed through STS (refreshed when it expires).
+* :class:`Clients` is a thread-safe client cache for one account; every client uses the
+  configured ``endpoint_url`` (S3 Control included), adaptive retries and path-style S3.
+* :class:`Target` is one (account, region) to read; its :meth:`Target.call` and
+  :meth:`Target.paginate` strip ``ResponseMetadata`` and turn failures into :class:`CallFailed`
+  carrying the evidence state (``denied``, ``error``, ``partial``).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import botocore.session
+from botocore.client import BaseClient
+from botocore.config import Config as BotoConfig
+from botocore.credentials import DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError, PaginationError
+
+from attest.model import EvidenceState
+from collectors.aws.specs import iam_action
+
+SessionFactory = Callable[..., boto3.Session]
+
+DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
+    "AuthorizationError", "AuthFailure", "InvalidClientTokenId", "ExpiredToken",
+    "UnrecognizedClientException", "SignatureDoesNotMatch",
+})
+# Paging bookkeeping dropped when pages are merged into one answer.
+TOKEN_KEYS = frozenset({"NextToken", "nextToken", "Marker", "NextMarker", "IsTruncated",
+                        "Truncated", "ContinuationToken", "NextContinuationToken"})
+# Where an account's global services (IAM, S3 listing, S3 Control) are called, per partition.
+HOME_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
+
+RETRIES = {"mode": "adaptive", "max_attempts": 10}
+
+
+class CallFailed(Exception):
+    """An AWS call that could not be answered; ``state`` is the evidence state it leads to."""
+
+    def __init__(self, state: EvidenceState, detail: str, payload: Any = None) -> None:
+        super().__init__(detail)
+        self.state = state
+        self.detail = detail
+        self.payload = payload
+
+
+def failure(exc: Exception, action: str, what: str = "") -> CallFailed:
+    """Classify an SDK exception: AccessDenied-like codes and HTTP 401/403 are ``denied``."""
+    where = f" ({what})" if what else ""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = err.get("Message", "") or str(exc)
+        if code in DENIED_CODES or status in (401, 403):
+            return CallFailed(EvidenceState.DENIED,
+                              f"{action} was denied{where}: {code}: {message}")
+        return CallFailed(EvidenceState.ERROR, f"{action} failed{where}: {code}: {message}")
+    return CallFailed(EvidenceState.ERROR, f"{action} failed{where}: {type(exc).__name__}: {exc}")
+
+
+def error_code(exc: Exception) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def strip(response: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+class Clients:
+    """boto3 clients for one account, created once per (service, region), safe across threads."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str | None) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self._cache: dict[tuple[str, str], BaseClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, service: str, region: str) -> BaseClient:
+        with self._lock:  # boto3 sessions are not thread-safe; clients are
+            client = self._cache.get((service, region))
+            if client is None:
+                client = self._cache[(service, region)] = self._create(service, region)
+            return client
+
+    def _create(self, service: str, region: str) -> BaseClient:
+        options: dict[str, Any] = {"retries": RETRIES, "connect_timeout": 10, "read_timeout": 60,
+                                   "user_agent_extra": "attest"}
+        if self.endpoint_url:
+            options["s3"] = {"addressing_style": "path"}
+        client = self.session.client(service, region_name=region, endpoint_url=self.endpoint_url,
+                                     config=BotoConfig(**options))
+        if service == "s3control" and self.endpoint_url:
+            # The endpoint rules put the account id in front of the host
+            # (123456789012.127.0.0.1); keep the configured host instead.
+            client.meta.events.register("before-sign.s3-control",
+                                        _keep_netloc(urlsplit(self.endpoint_url).netloc))
+        return client
+
+
+def _keep_netloc(netloc: str) -> Callable[..., None]:
+    def rewrite(request: Any, **_: Any) -> None:
+        parts = urlsplit(request.url)
+        if parts.netloc != netloc:
+            request.url = urlunsplit(parts._replace(netloc=netloc))
+    return rewrite
+
+
+@dataclass
+class Account:
+    """One AWS account to scan: how to open its session and, once identified, its id."""
+    label: str                 # the role's account id, the profile name or "default"
+    make_session: Callable[[], boto3.Session]
+    endpoint_url: str | None = None
+    id: str = ""
+    partition: str = "aws"
+    session: boto3.Session | None = None
+    clients: Clients | None = None
+
+    def open(self) -> None:
+        """Create the session and its clients once (raises e.g. ProfileNotFound)."""
+        if self.session is None:
+            self.session = self.make_session()
+            self.clients = Clients(self.session, self.endpoint_url)
+
+    @property
+    def home_region(self) -> str:
+        """Where account-wide calls go: the partition's main region once the account is known."""
+        configured = (self.session.region_name if self.session else None) or "us-east-1"
+        return HOME_REGION.get(self.partition, configured) if self.id else configured
+
+
+@dataclass
+class Target:
+    """One (account, region) being read; ``region`` is the home region for global services."""
+    account: Account
+    region: str
+    page_size: int | None = None
+    requested: list[str] = field(default_factory=list)  # IAM actions used, for the evidence request
+
+    def client(self, service: str, region: str | None = None) -> BaseClient:
+        assert self.account.clients is not None
+        return self.account.clients.get(service, region or self.region)
+
+    def call(self, service: str, operation: str, *, absent: tuple[str, ...] = (),
+             region: str | None = None, what: str = "", **params: Any) -> dict[str, Any] | None:
+        """One call; None when the error code is one of ``absent`` (the thing does not exist)."""
+        action = self._note(service, operation)
+        client = self.client(service, region)
+        try:
+            return strip(getattr(client, botocore.xform_name(operation))(**params))
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) in absent:
+                return None
+            raise failure(exc, action, what) from exc
+
+    def paginate(self, service: str, operation: str, *, absent: tuple[str, ...] = (),
+                 region: str | None = None, **params: Any) -> dict[str, Any] | None:
+        """Every page of a call merged into one answer (lists concatenated); None as in :meth:`call`.
+
+        A failure after the first page raises ``partial`` carrying the pages read so far."""
+        client = self.client(service, region)
+        method = botocore.xform_name(operation)
+        if not client.can_paginate(method):
+            return self.call(service, operation, absent=absent, region=region, **params)
+        action = self._note(service, operation)
+        paginator = client.get_paginator(method)
+        try:
+            pages = paginator.paginate(**params, PaginationConfig={"PageSize": self.page_size})
+        except PaginationError:  # this operation takes no page size
+            pages = paginator.paginate(**params)
+        merged: dict[str, Any] = {}
+        count = 0
+        try:
+            for page in pages:
+                _merge(merged, page)
+                count += 1
+        except (ClientError, BotoCoreError) as exc:
+            if count == 0 and error_code(exc) in absent:
+                return None
+            failed = failure(exc, action)
+            if count == 0:
+                raise failed from exc
+            raise CallFailed(EvidenceState.PARTIAL, f"page {count + 1}: {failed.detail}",
+                             merged) from exc
+        return merged
+
+    def _note(self, service: str, operation: str) -> str:
+        action = iam_action(service, operation)
+        if action not in self.requested:
+            self.requested.append(action)
+        return action
+
+
+def _merge(into: dict[str, Any], page: dict[str, Any]) -> None:
+    for key, value in page.items():
+        if key == "ResponseMetadata" or key in TOKEN_KEYS:
+            continue
+        if isinstance(value, list) and isinstance(into.get(key), list):
+            into[key].extend(value)
+        else:
+            into.setdefault(key, value)
+
+
+def open_accounts(accounts: list[Any], endpoint_url: str | None,
+                  factory: SessionFactory = boto3.Session) -> list[Account]:
+    """The configured accounts (none configured: the default credential chain).
+
+    Sessions are opened, and roles assumed, on first use, so a failure stays with its account."""
+    if not accounts:
+        return [Account("default", factory, endpoint_url)]
+    out = []
+    for entry in accounts:
+        if entry.profile:
+            out.append(Account(entry.profile, partial(factory, profile_name=entry.profile),
+                               endpoint_url))
+        else:
+            label = entry.role_arn.split(":")[4]
+            out.append(Account(label, partial(_assumed, entry, endpoint_url, factory),
+                               endpoint_url))
+    return out
+
+
+def _assumed(entry: Any, endpoint_url: str | None, factory: SessionFactory) -> boto3.Session:
+    base = factory()
+    sts = base.client("sts", region_name=base.region_name or "us-east-1", endpoint_url=endpoint_url,
+                      config=BotoConfig(retries=RETRIES))
+    params = {"RoleArn": entry.role_arn, "RoleSessionName": entry.session_name or "attest"}
+    if entry.external_id:
+        params["ExternalId"] = entry.external_id
+
+    def fetch() -> dict[str, str]:
+        creds = sts.assume_role(**params)["Credentials"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+    core = botocore.session.Session()
+    core._credentials = DeferredRefreshableCredentials(  # noqa: SLF001 (c7n's way)
+        refresh_using=fetch, method="sts-assume-role")
+    return factory(botocore_session=core, region_name=base.region_name)

@@ -1,0 +1,108 @@
+"""What the AWS collector reads, as data: one :class:`Spec` per evidence name.
+
+Most evidence is "call these read-only operations (every page) and keep the answer"; a spec
+says which service and operations, whether the answer is per region or account-wide, which
+error codes mean "does not exist" (state ``absent``), and, for the awkward calls that need
+code (credential report, per-bucket and per-key calls), the fetcher that does them.
+
+The shipped read-only IAM policy (``iam-policy.json``) is generated from these specs by
+:func:`iam_policy`; ``tests/test_permissions.py`` checks that the file is current and that it
+covers every operation a full collection actually calls. Regenerate it with
+``python -m collectors.aws.specs > collectors/aws/iam-policy.json``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+POLICY_FILE = Path(__file__).with_name("iam-policy.json")
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str                                # evidence name
+    service: str                             # boto3 client name
+    scope: Literal["global", "regional"]     # aws:<account>:global or aws:<account>:<region>
+    operations: tuple[str, ...]              # API operations this evidence needs
+    fetch: str | None = None                 # special fetcher in FETCHERS; None: call each operation
+    absent: tuple[str, ...] = ()             # error codes meaning "does not exist" -> state absent
+    params: dict[str, str] = field(default_factory=dict)  # "{account}" is replaced
+
+
+SPECS: tuple[Spec, ...] = (
+    # account identity and regions: read first, by the collector itself
+    Spec("aws.sts.caller_identity", "sts", "global", ("GetCallerIdentity",), fetch="prelude"),
+    Spec("aws.ec2.regions", "ec2", "global", ("DescribeRegions",), fetch="prelude"),
+    # IAM (global)
+    Spec("aws.iam.credential_report", "iam", "global",
+         ("GenerateCredentialReport", "GetCredentialReport"), fetch="credential_report"),
+    Spec("aws.iam.account_summary", "iam", "global", ("GetAccountSummary",)),
+    Spec("aws.iam.password_policy", "iam", "global", ("GetAccountPasswordPolicy",),
+         absent=("NoSuchEntity",)),
+    # S3 (global listing; per-bucket calls go to each bucket's region)
+    Spec("aws.s3.buckets", "s3", "global",
+         ("ListBuckets", "GetBucketLocation", "GetBucketEncryption", "GetPublicAccessBlock"),
+         fetch="buckets"),
+    Spec("aws.s3control.public_access_block", "s3control", "global", ("GetPublicAccessBlock",),
+         absent=("NoSuchPublicAccessBlockConfiguration",), params={"AccountId": "{account}"}),
+    # regional services
+    Spec("aws.cloudtrail.trails", "cloudtrail", "regional",
+         ("DescribeTrails", "GetTrailStatus", "GetEventSelectors"), fetch="trails"),
+    Spec("aws.guardduty.detectors", "guardduty", "regional",
+         ("ListDetectors", "GetDetector", "GetAdministratorAccount"), fetch="detectors"),
+    Spec("aws.rds.instances", "rds", "regional", ("DescribeDBInstances",)),
+    Spec("aws.rds.clusters", "rds", "regional", ("DescribeDBClusters",)),
+    Spec("aws.kms.keys", "kms", "regional", ("ListKeys", "DescribeKey", "GetKeyRotationStatus"),
+         fetch="keys"),
+    Spec("aws.ec2.ebs_encryption_by_default", "ec2", "regional", ("GetEbsEncryptionByDefault",)),
+    Spec("aws.ec2.vpcs", "ec2", "regional", ("DescribeVpcs",)),
+    Spec("aws.ec2.flow_logs", "ec2", "regional", ("DescribeFlowLogs",)),
+    Spec("aws.ec2.security_groups", "ec2", "regional", ("DescribeSecurityGroups",)),
+    Spec("aws.config.recorders", "config", "regional",
+         ("DescribeConfigurationRecorders", "DescribeConfigurationRecorderStatus")),
+)
+
+PRODUCES: tuple[str, ...] = tuple(s.name for s in SPECS)
+BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
+
+# IAM's action names where they differ from "<service>:<Operation>".
+IAM_PREFIX = {"s3control": "s3"}
+IAM_ACTION_OVERRIDES = {
+    ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action that allows ``operation`` of the boto3 client ``service``."""
+    return IAM_ACTION_OVERRIDES.get(
+        (service, operation), f"{IAM_PREFIX.get(service, service)}:{operation}")
+
+
+def required_actions() -> list[str]:
+    return sorted({iam_action(s.service, op) for s in SPECS for op in s.operations})
+
+
+def iam_policy() -> dict[str, Any]:
+    """The least-privilege, read-only IAM policy the collector needs (generated from SPECS)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AttestReadOnlyEvidence",
+            "Effect": "Allow",
+            "Action": required_actions(),
+            "Resource": "*",
+        }],
+    }
+
+
+def policy_json() -> str:
+    return json.dumps(iam_policy(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    print(policy_json(), end="")
