@@ -96,7 +96,17 @@ def _control_view(c: dict[str, Any], sha: dict[str, str]) -> dict[str, Any]:
         "passed": sum(1 for f in findings if f["status"] == "pass"),
         "others": [f for f in findings if f["status"] not in (*BAD, "excepted", "pass")],
         "evidence_files": [{"path": p, "sha256": sha.get(p)} for p in c.get("evidence", [])],
+        "remediation_steps": remediation_steps(c.get("remediation", "")),
     }
+
+
+def remediation_steps(text: str) -> tuple[str, list[str]]:
+    """(lead-in, numbered steps) when the text is written as '... 1. do this 2. do that'."""
+    parts = re.split(r"(?:^|\s)(\d{1,2})[.)]\s+", text.strip())
+    numbers = parts[1::2]
+    if len(numbers) < 2 or numbers != [str(i) for i in range(1, len(numbers) + 1)]:
+        return text, []
+    return parts[0].strip(), [p.strip() for p in parts[2::2]]
 
 
 MANUAL_STATES = ("expired", "expiring", "missing", "current")
@@ -124,11 +134,15 @@ def _sources(results: dict[str, Any]) -> list[dict[str, Any]]:
     for c in results.get("controls", []):
         counts = by_source.setdefault(c.get("source", ""), {})
         counts[c["status"]] = counts.get(c["status"], 0) + 1
+    scan = results.get("scan", {})
     out = []
-    for name, info in sorted(results.get("scan", {}).get("sources", {}).items()):
+    for name, info in sorted(scan.get("sources", {}).items()):
         status = str(info.get("status", ""))
         kind = "collected" if status == "collected" else "skipped" if status == "skipped" else "failed"
         detail = info.get("detail") or (status.partition(": ")[2] if kind == "failed" else "")
+        unread = sum(1 for item in scan.get("incomplete", []) if str(item).startswith(f"{name}."))
+        if kind == "collected" and unread:
+            kind, detail = "partial", f"{unread} evidence item{'s' if unread > 1 else ''} could not be read"
         out.append({"name": name, "kind": kind, "detail": detail,
                     "counts": by_source.get(name, {}), "total": sum(by_source.get(name, {}).values())})
     return out

@@ -240,3 +240,20 @@ def test_cmd_report_default_out_is_cwd(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     assert cmd_report(argparse.Namespace(target=str(bundle), out=None)) == 0
     assert (tmp_path / "attest-report.html").is_file()
+
+
+def test_numbered_remediation_becomes_a_list() -> None:
+    res = sample()
+    res["controls"][1]["remediation"] = "Risk: public data. 1. Open S3 <b>. 2. Tick v1.2 boxes. 3. Save."
+    html = render_report(res, [])
+    assert ("<p>Risk: public data.</p><ol><li>Open S3 &lt;b&gt;.</li><li>Tick v1.2 boxes.</li>"
+            "<li>Save.</li></ol>") in html
+
+
+def test_source_with_unreadable_evidence_is_partial() -> None:
+    res = sample()
+    res["scan"]["incomplete"] = ["aws.guardduty.detectors aws:1:eu-west-1", "aws.kms.keys aws:1:eu-west-1"]
+    html = render_report(res, [])
+    section = re.search(r'<section class="card" id="sources">(.*?)</section>', html, re.S).group(1)
+    assert "badge partial" in section and "2 evidence items could not be read" in section
+    assert "aws.kms.keys aws:1:eu-west-1" in section
