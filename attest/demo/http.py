@@ -5,7 +5,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request
 
 
@@ -26,6 +26,11 @@ class RequestLog:
     def count(self, predicate: Callable[[dict[str, Any]], bool] = lambda e: True) -> int:
         with self.lock:
             return sum(1 for e in self.entries if predicate(e))
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:  # the RequestLog keeps requests
+        pass
 
 
 class LocalServer:
@@ -52,7 +57,8 @@ class LocalServer:
         return result
 
     def start(self) -> str:
-        self._server = make_server("127.0.0.1", 0, self._logged, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._logged, threaded=True,
+                                   request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.url = f"http://127.0.0.1:{self._server.server_port}"
