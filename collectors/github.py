@@ -99,7 +99,9 @@ class GithubCollector:
                             secondary_rate_wait=min(60, cfg.max_rate_limit_wait),
                             retry_after_max=cfg.max_rate_limit_wait)
         return Github(auth=auth, base_url=cfg.base_url, per_page=PER_PAGE, retry=retry,
-                      timeout=cfg.timeout, seconds_between_requests=None, user_agent="attest")
+                      timeout=cfg.timeout, seconds_between_requests=None,
+                      seconds_between_writes=None,  # GraphQL reads are POSTs, not writes
+                      user_agent="attest")
 
     # --- REST helpers -------------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class GithubCollector:
         ev = self._record(ctx)
         ctx.progress("github: organization")
         try:
-            org_data = self._get(req, f"/orgs/{quote(org, safe='')}")
+            org_data = self._get(req, f"/orgs/{_segment(org)}")
         except Exception as exc:  # first call: bad credentials etc. stop the whole source
             state, detail = _failure(exc, "read the organization (Members: read / read:org)")
             for name in self.produces:
@@ -135,12 +137,12 @@ class GithubCollector:
             return
         yield ev(ORG, org_data, request={"method": "GET", "path": f"/orgs/{org}"})
 
-        yield self._rest_list(ctx, req, MEMBERS_2FA, f"/orgs/{quote(org, safe='')}/members",
+        yield self._rest_list(ctx, req, MEMBERS_2FA, f"/orgs/{_segment(org)}/members",
                               {"filter": "2fa_disabled"},
                               "be an organization owner (filter=2fa_disabled is owner-only)")
 
         ctx.progress("github: repositories")
-        repos = self._rest_list(ctx, req, REPOS, f"/orgs/{quote(org, safe='')}/repos",
+        repos = self._rest_list(ctx, req, REPOS, f"/orgs/{_segment(org)}/repos",
                                 {"type": "all"}, "list repositories (Metadata: read / repo)",
                                 shape=self._repos_payload)
         yield repos
@@ -154,7 +156,7 @@ class GithubCollector:
         ctx.progress("github: Dependabot")
         yield self._vulnerability_alerts(ctx, req, repos)
         archived = set(repos.payload["archived_skipped"]) if repos.state.known else set()
-        yield self._rest_list(ctx, req, DEPENDABOT, f"/orgs/{quote(org, safe='')}/dependabot/alerts",
+        yield self._rest_list(ctx, req, DEPENDABOT, f"/orgs/{_segment(org)}/dependabot/alerts",
                               {"state": "open"},
                               "read Dependabot alerts (Dependabot alerts: read / security_events; "
                               "org owner or security manager)",
@@ -219,7 +221,7 @@ class GithubCollector:
         for repo in repos.payload["repositories"]:
             full = repo["full_name"]
             owner, _, name = full.partition("/")
-            path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/vulnerability-alerts"
+            path = f"/repos/{_segment(owner)}/{_segment(name)}/vulnerability-alerts"
             admin = (repo.get("permissions") or {}).get("admin")
             try:
                 req.requestJsonAndCheck("GET", path)
@@ -231,6 +233,12 @@ class GithubCollector:
                     entry["enabled"] = False
                 result[full] = entry
         return self._record(ctx)(VULN_ALERTS, result, request=request)
+
+
+def _segment(name: str) -> str:
+    """One URL path segment for a name from the API ('/' and dot segments escaped)."""
+    quoted = quote(name, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def _repo_of(alert: dict[str, Any]) -> str:

@@ -1,0 +1,280 @@
+"""The GitHub collector, unchanged, over real HTTP against the local fake (attest.demo.fake_github)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import pytest
+from pydantic import ValidationError
+
+from attest.demo.fake_github import MEMBER, OWNER, serve, start_demo
+from attest.demo.fake_github_world import Alert, Member, Protection, Pull, Repo, Review, Ruleset, World
+from attest.demo.http import LocalServer
+from attest.engine import evaluate_control
+from attest.model import Evidence, EvidenceState, Status
+from collectors.base import CollectContext
+from collectors.github import Config, GithubCollector
+from controls import catalog_by_id
+
+NOW = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
+TOKEN = "ghp_test_owner_token"
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    """A factory: server(world) starts the fake for that world; all are stopped at the end."""
+    started: list[LocalServer] = []
+
+    def start(world: World) -> LocalServer:
+        world.tokens.setdefault(TOKEN, OWNER)
+        started.append(serve(world))
+        return started[-1]
+    yield start
+    for s in started:
+        s.stop()
+
+
+def collect(url: str, org: str = "acme", token: str = TOKEN, previous: datetime | None = None,
+            **cfg: Any) -> dict[str, Evidence]:
+    config = Config(org=org, base_url=url, token=token, **cfg) if "app_id" not in cfg \
+        else Config(org=org, base_url=url, **cfg)
+    records = list(GithubCollector(config).collect(CollectContext(now=NOW, previous_scan_at=previous)))
+    assert [r.name for r in records] == list(GithubCollector.produces)
+    return {r.name: r for r in records}
+
+
+def statuses(records: dict[str, Evidence]) -> dict[str, Status]:
+    out = {}
+    for cid, control in catalog_by_id().items():
+        if control.source == "github":
+            out[cid] = evaluate_control(control, list(records.values()), control.param_values(),
+                                        NOW).status
+    return out
+
+
+def world(**kw: Any) -> World:
+    return World(org="acme", now=NOW, **kw)
+
+
+def test_demo_world_matches_expected_statuses() -> None:
+    demo = start_demo(NOW)
+    try:
+        records = collect(demo.section["base_url"], demo.section["org"],
+                          token=demo.env["ATTEST_DEMO_GITHUB_TOKEN"])
+    finally:
+        demo.stop()
+    assert demo.section["token"] == "${ATTEST_DEMO_GITHUB_TOKEN}"
+    assert {k: v.value for k, v in statuses(records).items()} == demo.expected
+
+
+def test_ruleset_only_repos_pass_the_review_control(server: Any) -> None:
+    rules = {"pull_request": 1, "non_fast_forward": True, "deletion": True,
+             "required_status_checks": ["ci"]}
+    w = world(repos=[Repo("own-ruleset", rulesets=[Ruleset(1, "protect main", rules)]),
+                     Repo("org-ruleset"), Repo("evaluate-only", rulesets=[
+                         Ruleset(2, "trial", rules, enforcement="evaluate")])],
+              org_rulesets=[Ruleset(3, "org", rules, repo_include=["org-*"])])
+    records = collect(server(w).url)
+    control = catalog_by_id()["github.branch_review_required"]
+    result = evaluate_control(control, list(records.values()), control.param_values(), NOW)
+    assert {f.resource: f.status for f in result.findings} == {
+        "acme/own-ruleset": Status.PASS, "acme/org-ruleset": Status.PASS,
+        "acme/evaluate-only": Status.FAIL}
+
+
+def test_more_than_one_page_of_repos_and_members(server: Any) -> None:
+    w = world(repos=[Repo(f"svc-{i:03}", protection=Protection()) for i in range(230)],
+              members=[Member(f"user{i}", two_factor=i % 2 == 0) for i in range(310)])
+    srv = server(w)
+    records = collect(srv.url)
+    assert len(records["github.repos"].payload["repositories"]) == 230
+    assert len(records["github.branch_protection"].payload["repositories"]) == 230
+    assert len(records["github.members_2fa_disabled"].payload) == 155
+    assert srv.log.count(lambda e: e["path"] == "/orgs/acme/repos") == 3
+    assert srv.log.count(lambda e: e["path"] == "/orgs/acme/members") == 2
+    assert srv.log.count(lambda e: e["path"] == "/graphql") == 3 + 1 + 1  # repo pages, org rulesets, search
+    assert statuses(records)["github.members_2fa"] is Status.FAIL
+
+
+def test_250_repositories_cost_at_most_ten_calls_for_branch_controls(server: Any) -> None:
+    w = world(repos=[Repo(f"repo-{i:03}", protection=Protection() if i % 3 else None,
+                          rulesets=[Ruleset(i, "r", {"pull_request": 1})] if i % 5 == 0 else [])
+                     for i in range(250)],
+              org_rulesets=[Ruleset(9000 + i, f"org-{i}", {"deletion": True}) for i in range(3)])
+    srv = server(w)
+    records = collect(srv.url)
+    assert len(records["github.branch_protection"].payload["repositories"]) == 250
+    branch_calls = srv.log.count(lambda e: e["path"] == "/graphql" or "ruleset" in e["path"]
+                                 or "/branches/" in e["path"])
+    assert branch_calls <= 10
+    # the only per-repository calls are the Dependabot-alerts probes
+    per_repo = srv.log.count(lambda e: e["path"].startswith("/repos/"))
+    assert per_repo == srv.log.count(lambda e: e["path"].endswith("/vulnerability-alerts")) == 250
+    assert srv.log.count() - per_repo <= 12
+    assert statuses(records)["github.branch_review_required"] is Status.FAIL
+
+
+def test_bad_token_makes_every_github_control_error(server: Any) -> None:
+    srv = server(world(repos=[Repo("api", protection=Protection())]))
+    records = collect(srv.url, token="ghp_wrong")
+    assert all(r.state is EvidenceState.DENIED for r in records.values())
+    assert "401 Bad credentials" in records["github.org"].detail
+    assert "ghp_wrong" not in str([r.to_json() for r in records.values()])
+    assert set(statuses(records).values()) == {Status.ERROR}
+    assert srv.log.count() == 1
+
+
+def test_names_with_html_dot_dot_and_non_ascii(server: Any) -> None:
+    names = ["<script>alert(1)</script>", "../../etc/passwd", "raketen-überwachung", "..", "ok"]
+    w = world(repos=[Repo(n, protection=Protection()) for n in names],
+              alerts=[Alert(1, "../../etc/passwd", "critical", NOW - timedelta(days=90))])
+    records = collect(server(w).url)
+    full = {f"acme/{n}" for n in names}
+    assert {r["full_name"] for r in records["github.repos"].payload["repositories"]} == full
+    assert {r["nameWithOwner"] for r in records["github.branch_protection"].payload["repositories"]} == full
+    assert set(records["github.vulnerability_alerts"].payload) == full
+    assert all(v["enabled"] for v in records["github.vulnerability_alerts"].payload.values())
+    for r in records.values():
+        assert r.path.startswith("evidence/github/acme/") and ".." not in r.path.split("/")
+    control = catalog_by_id()["github.vulnerability_sla"]
+    result = evaluate_control(control, list(records.values()), control.param_values(), NOW)
+    assert [f.resource for f in result.findings] == ["acme/../../etc/passwd"]
+
+
+def test_owner_only_fields_hidden_from_a_member_become_errors(server: Any) -> None:
+    w = world(repos=[Repo("api"), Repo("web", protection=Protection())],
+              members=[Member("ivan", two_factor=False)],
+              pulls=[Pull("api", 1, "alice", NOW - timedelta(days=1), [Review("bob", NOW - timedelta(days=2))])])
+    w.tokens["ghp_member"] = MEMBER
+    records = collect(server(w).url, token="ghp_member")
+    assert records["github.org"].state is EvidenceState.OK
+    assert "two_factor_requirement_enabled" not in records["github.org"].payload
+    assert records["github.members_2fa_disabled"].state is EvidenceState.DENIED
+    assert "owner" in records["github.members_2fa_disabled"].detail
+    result = statuses(records)
+    assert result.pop("github.changes_reviewed") is Status.PASS  # reviews are visible to readers
+    assert set(result.values()) == {Status.ERROR}, result
+    control = catalog_by_id()["github.org_2fa_required"]
+    detail = evaluate_control(control, list(records.values()), {}, NOW).findings[0].detail
+    assert "owner" in detail
+
+
+def test_archived_repos_are_skipped_unless_configured(server: Any) -> None:
+    w = world(repos=[Repo("live", protection=Protection()), Repo("attic", archived=True)],
+              alerts=[Alert(1, "attic", "critical", NOW - timedelta(days=100))],
+              pulls=[Pull("attic", 1, "alice", NOW - timedelta(days=1))])
+    url = server(w).url
+    records = collect(url)
+    assert records["github.repos"].payload["archived_skipped"] == ["acme/attic"]
+    assert [r["name"] for r in records["github.branch_protection"].payload["repositories"]] == ["live"]
+    assert records["github.dependabot_alerts"].payload == []
+    assert records["github.merged_pulls"].payload["pulls"] == []
+    assert statuses(records)["github.branch_review_required"] is Status.PASS
+    included = collect(url, include_archived=True)
+    assert len(included["github.branch_protection"].payload["repositories"]) == 2
+    assert len(included["github.dependabot_alerts"].payload) == 1
+    assert statuses(included)["github.branch_review_required"] is Status.FAIL
+    assert statuses(included)["github.changes_reviewed"] is Status.FAIL
+
+
+def test_look_back_starts_at_the_previous_scan_and_is_capped(server: Any) -> None:
+    w = world(repos=[Repo("api")],
+              pulls=[Pull("api", n, "alice", NOW - timedelta(days=d), [Review("bob", NOW - timedelta(days=d + 1))])
+                     for n, d in ((1, 1), (2, 5), (3, 40))])
+    url = server(w).url
+    recent = collect(url, previous=NOW - timedelta(days=3))["github.merged_pulls"].payload
+    assert [p["number"] for p in recent["pulls"]] == [1]
+    assert recent["since"] == "2025-05-29T12:00:00Z"
+    capped = collect(url, previous=NOW - timedelta(days=90))["github.merged_pulls"].payload
+    assert sorted(p["number"] for p in capped["pulls"]) == [1, 2]
+    assert statuses(collect(url))["github.changes_reviewed"] is Status.PASS
+
+
+def test_rate_limits_are_waited_out(server: Any) -> None:
+    w = world(repos=[Repo("api", protection=Protection())])
+    w.rate_limited, w.throttled = 1, 1
+    srv = server(w)
+    records = collect(srv.url)
+    assert all(r.state is EvidenceState.OK for r in records.values())
+    assert srv.log.count(lambda e: e["status"] == 429) == 1  # Retry-After: 1, then retried
+    assert srv.log.count(lambda e: e["status"] == 403) == 1  # x-ratelimit-remaining: 0, until reset
+
+
+def test_search_past_its_1000_result_cap_is_split_into_windows(server: Any) -> None:
+    w = world(repos=[Repo("api")],
+              pulls=[Pull("api", n, "alice", NOW - timedelta(minutes=10 * n)) for n in range(1, 1201)])
+    srv = server(w)
+    pulls = collect(srv.url)["github.merged_pulls"].payload["pulls"]
+    assert sorted(p["number"] for p in pulls) == list(range(1, 1201))
+
+
+def test_rate_limit_beyond_the_allowed_wait_is_an_error(server: Any) -> None:
+    w = world(repos=[Repo("api")])
+    srv = server(w)
+    w.rate_limited = 1
+    records = collect(srv.url, max_rate_limit_wait=0)
+    assert records["github.org"].state is EvidenceState.ERROR
+    assert "rate limit" in records["github.org"].detail
+
+
+def test_github_app_installation_auth(server: Any, tmp_path: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from attest.demo.fake_github_world import App
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    path = tmp_path / "app.pem"
+    path.write_bytes(pem)
+    w = world(repos=[Repo("api", protection=Protection())],
+              app=App(app_id=321, installation_id=654, public_key_pem=public))
+    srv = server(w)
+    records = collect(srv.url, app_id=321, installation_id=654, private_key_path=str(path))
+    assert all(r.state is EvidenceState.OK for r in records.values())
+    assert srv.log.count(lambda e: e["path"] == "/app/installations/654/access_tokens") == 1
+    wrong = collect(srv.url, app_id=999, installation_id=654, private_key_path=str(path))
+    assert wrong["github.org"].state is EvidenceState.DENIED
+
+
+@pytest.mark.parametrize("base_url, graphql", [
+    ("https://api.github.com", "https://api.github.com/graphql"),
+    ("https://github.example.com/api/v3/", "https://github.example.com/api/graphql"),
+    ("http://127.0.0.1:8123", "http://127.0.0.1:8123/graphql"),
+])
+def test_graphql_url_follows_base_url(base_url: str, graphql: str) -> None:
+    collector = GithubCollector(Config(org="acme", base_url=base_url, token="x"))
+    assert collector._client().requester.graphql_url == graphql
+
+
+@pytest.mark.parametrize("section", [
+    {"org": "acme", "token": "x", "app_id": 1, "installation_id": 2, "private_key": "k"},
+    {"org": "acme"},
+    {"org": "acme", "app_id": 1, "installation_id": 2},
+    {"org": "acme", "token": "x", "base_url": "http://github.example.com/api/v3"},
+    {"org": "acme", "token": "x", "changes_lookback_days": 31},
+    {"org": "acme", "token": "x", "colour": "blue"},
+])
+def test_config_rejects(section: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Config.model_validate(section)
+
+
+def test_fake_rest_shapes_seen_through_pygithub(server: Any) -> None:
+    from github import Auth, BadCredentialsException, Github, GithubException
+
+    w = world(repos=[Repo("api", protection=Protection(required_reviews=2)), Repo("bare")])
+    url = server(w).url
+    req = Github(auth=Auth.Token(TOKEN), base_url=url, retry=None).requester
+    _, protection = req.requestJsonAndCheck("GET", "/repos/acme/api/branches/main/protection")
+    assert protection["required_pull_request_reviews"]["required_approving_review_count"] == 2
+    assert protection["allow_force_pushes"] == {"enabled": False}
+    with pytest.raises(GithubException) as missing:
+        req.requestJsonAndCheck("GET", "/repos/acme/bare/branches/main/protection")
+    assert (missing.value.status, missing.value.data["message"]) == (404, "Branch not protected")
+    with pytest.raises(BadCredentialsException) as bad:
+        Github(auth=Auth.Token("nope"), base_url=url, retry=None).get_organization("acme").login
+    assert bad.value.data["documentation_url"].startswith("https://docs.github.com/")
