@@ -23,7 +23,7 @@ from attest.manifest import file_sha256, read_manifest
 from attest.model import parse_time
 from attest.store import is_bundle, list_bundles
 from controls import criteria, criteria_family
-from reports.diff import diff_results
+from reports.diff import diff_results, is_empty
 
 STATUS_ORDER = ("fail", "error", "excepted", "pass", "not_applicable", "skipped")
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
@@ -53,11 +53,15 @@ def _env() -> Environment:
 
 
 def format_time(value: str | None) -> str:
+    dt = _parse(value)
+    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else str(value or "")
+
+
+def _parse(value: str | None) -> datetime | None:
     try:
-        dt = parse_time(value)
+        return parse_time(value)
     except ValueError:
-        return str(value)
-    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else ""
+        return None
 
 
 def readiness(counts: dict[str, int]) -> float | None:
@@ -159,6 +163,7 @@ def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
                            key=lambda e: (e["new"] != "fail", e["control"], e["resource"])),
         "fixed": [e for e in diff["stopped_failing"] + diff["stopped_erroring"] if e["new"] not in BAD],
         "delta": round(new_r - old_r, 1) if old_r is not None and new_r is not None else None,
+        "empty": is_empty(diff),
     }
 
 
@@ -195,12 +200,15 @@ def _trend(points: list[tuple[str, str, float]]) -> dict[str, Any]:
     """Server-side SVG geometry for the readiness trend (x = scan order, y = 0..100 %)."""
     inner_w, inner_h = TREND_W - 2 * TREND_PAD, TREND_H - 2 * 20
     n = len(points)
+    days = {str(when)[:10] for _, when, _ in points}
     out = []
     for i, (bundle, when, value) in enumerate(points):
         x = TREND_PAD + (inner_w * i / (n - 1) if n > 1 else inner_w / 2)
         y = 20 + inner_h * (1 - value / 100.0)
+        dt = _parse(when)
+        label = "" if dt is None else dt.strftime("%H:%M:%S" if len(days) == 1 else "%Y-%m-%d")
         out.append({"x": round(x, 1), "y": round(y, 1), "value": value, "bundle": bundle,
-                    "when": format_time(when)})
+                    "when": format_time(when), "label": label})
     grid = [{"y": round(20 + inner_h * (1 - v / 100.0), 1), "label": v} for v in (0, 25, 50, 75, 100)]
     return {"w": TREND_W, "h": TREND_H, "pad": TREND_PAD, "points": out, "grid": grid,
             "polyline": " ".join(f"{p['x']},{p['y']}" for p in out),

@@ -257,3 +257,9 @@ def test_source_with_unreadable_evidence_is_partial() -> None:
     section = re.search(r'<section class="card" id="sources">(.*?)</section>', html, re.S).group(1)
     assert "badge partial" in section and "2 evidence items could not be read" in section
     assert "aws.kms.keys aws:1:eu-west-1" in section
+
+
+def test_unchanged_scan_says_no_changes(tmp_path: Path) -> None:
+    prev = write_bundle(tmp_path, {**sample(), "scan": {**sample()["scan"], "bundle": "20250301T090000Z"}})
+    html = render_report(sample(), [prev])
+    assert "No changes: every control and every resource has the same status" in html
