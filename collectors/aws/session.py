@@ -99,19 +99,23 @@ class Clients:
         client = self.session.client(service, region_name=region, endpoint_url=self.endpoint_url,
                                      config=BotoConfig(**options))
         if service == "s3control" and self.endpoint_url:
-            # The endpoint rules put the account id in front of the host
-            # (123456789012.127.0.0.1); keep the configured host instead.
-            client.meta.events.register("before-sign.s3-control",
-                                        _keep_netloc(urlsplit(self.endpoint_url).netloc))
+            pin_endpoint_host(client, self.endpoint_url)
         return client
 
 
-def _keep_netloc(netloc: str) -> Callable[..., None]:
+def pin_endpoint_host(client: BaseClient, endpoint_url: str) -> None:
+    """Keep an S3 Control client on the configured host.
+
+    Its endpoint rules put the account id in front of the host (``123456789012.127.0.0.1``),
+    which does not resolve for a custom endpoint; ``inject_host_prefix`` does not change that."""
+    netloc = urlsplit(endpoint_url).netloc
+
     def rewrite(request: Any, **_: Any) -> None:
         parts = urlsplit(request.url)
         if parts.netloc != netloc:
             request.url = urlunsplit(parts._replace(netloc=netloc))
-    return rewrite
+
+    client.meta.events.register("before-sign.s3-control", rewrite)
 
 
 @dataclass

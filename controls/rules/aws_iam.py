@@ -27,6 +27,12 @@ def _accounts(ev: EvidenceView) -> Iterator[tuple[str, list[dict[str, str]] | No
                None if summary is None else summary.get("SummaryMap", {}))
 
 
+def _user_rows(ev: EvidenceView) -> Iterator[dict[str, str]]:
+    """Every credential report row of every account, the root user's included."""
+    for record in ev.get(REPORT):
+        yield from (record.payload or {}).get("Rows", [])
+
+
 def _root(rows: list[dict[str, str]] | None) -> dict[str, str] | None:
     return next((r for r in rows or [] if r.get("user") == ROOT), None)
 
@@ -75,34 +81,32 @@ def root_no_access_keys(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Fi
 
 @rule("aws.iam.user_mfa")
 def user_mfa(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]:
-    for _, rows, _ in _accounts(ev):
-        for row in rows or []:
-            if row.get("user") == ROOT or row.get("password_enabled") != "true":
-                continue
-            if row.get("mfa_active") == "true":
-                yield passed(row["arn"], "console user has MFA")
-            else:
-                yield failed(row["arn"], "console password without MFA")
+    for row in _user_rows(ev):
+        if row.get("user") == ROOT or row.get("password_enabled") != "true":
+            continue
+        if row.get("mfa_active") == "true":
+            yield passed(row["arn"], "console user has MFA")
+        else:
+            yield failed(row["arn"], "console password without MFA")
 
 
 @rule("aws.iam.access_key_rotation")
 def access_key_rotation(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]:
     max_age = params["max_age_days"]
-    for _, rows, _ in _accounts(ev):
-        for row in rows or []:
-            for n in (1, 2):
-                if row.get(f"access_key_{n}_active") != "true":
-                    continue
-                rotated = row.get(f"access_key_{n}_last_rotated", "")
-                when = parse_time(rotated) if rotated not in ("", "N/A") else None
-                if when is None:
-                    yield errored(row["arn"], f"access key {n} is active but its age is unknown")
-                    continue
-                age = (ev.now - when).days
-                if age > max_age:
-                    yield failed(row["arn"], f"access key {n} is {age} days old (max {max_age})")
-                else:
-                    yield passed(row["arn"], f"access key {n} is {age} days old")
+    for row in _user_rows(ev):
+        for n in (1, 2):
+            if row.get(f"access_key_{n}_active") != "true":
+                continue
+            rotated = row.get(f"access_key_{n}_last_rotated", "")
+            when = parse_time(rotated) if rotated not in ("", "N/A") else None
+            if when is None:
+                yield errored(row["arn"], f"access key {n} is active but its age is unknown")
+                continue
+            age = max((ev.now - when).days, 0)
+            if age > max_age:
+                yield failed(row["arn"], f"access key {n} is {age} days old (max {max_age})")
+            else:
+                yield passed(row["arn"], f"access key {n} is {age} days old")
 
 
 @rule("aws.iam.password_policy")
