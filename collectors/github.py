@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from attest.model import Evidence, EvidenceState, isoformat
 from collectors.base import CollectContext, is_loopback
-from collectors.github_graphql import GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories
+from collectors.github_graphql import (
+    Graphql, GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories)
 
 ORG = "github.org"
 MEMBERS_2FA = "github.members_2fa_disabled"
@@ -148,10 +149,15 @@ class GithubCollector:
         yield repos
 
         ctx.progress("github: branch protection and rulesets")
+        gql = Graphql(req, self.config.max_rate_limit_wait)
         yield self._graphql(ctx, BRANCHES, "organization.repositories",
-                            lambda: repositories(req, org, self.config.include_archived))
+                            "read repositories and branch protection (Administration: read, "
+                            "Metadata: read / repo)",
+                            lambda: repositories(gql, org, self.config.include_archived))
         yield self._graphql(ctx, ORG_RULESETS, "organization.rulesets",
-                            lambda: org_rulesets(req, org))
+                            "read organization rulesets (organization Administration: read / "
+                            "admin:org read, org owner)",
+                            lambda: org_rulesets(gql, org))
 
         ctx.progress("github: Dependabot")
         yield self._vulnerability_alerts(ctx, req, repos)
@@ -168,8 +174,9 @@ class GithubCollector:
         if ctx.previous_scan_at is not None and ctx.previous_scan_at > since:
             since = ctx.previous_scan_at
         yield self._graphql(ctx, PULLS, "search(is:pr is:merged)",
+                            "read pull requests and reviews (Pull requests: read / repo)",
                             lambda: {"since": isoformat(since), "until": isoformat(until),
-                                     "pulls": merged_pulls(req, org, since, until,
+                                     "pulls": merged_pulls(gql, org, since, until,
                                                            self.config.include_archived)})
 
     def _record(self, ctx: CollectContext) -> Callable[..., Evidence]:
@@ -195,17 +202,18 @@ class GithubCollector:
             return self._record(ctx)(name, None, state, detail, request)
         return self._record(ctx)(name, shape(items), request=request)
 
-    def _graphql(self, ctx: CollectContext, name: str, operation: str,
+    def _graphql(self, ctx: CollectContext, name: str, operation: str, permission: str,
                  fetch: Callable[[], Any]) -> Evidence:
         request = {"method": "POST", "path": "/graphql", "operation": operation}
         try:
             payload = fetch()
         except GraphqlDenied as exc:
-            return self._record(ctx)(name, None, EvidenceState.DENIED, str(exc), request)
+            detail = f"{exc}: the credentials must {permission}"
+            return self._record(ctx)(name, None, EvidenceState.DENIED, detail, request)
         except GraphqlError as exc:
             return self._record(ctx)(name, None, EvidenceState.ERROR, str(exc), request)
         except Exception as exc:
-            state, detail = _failure(exc, "read repositories through GraphQL")
+            state, detail = _failure(exc, permission)
             return self._record(ctx)(name, None, state, detail, request)
         return self._record(ctx)(name, payload, request=request)
 

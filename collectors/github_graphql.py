@@ -5,6 +5,7 @@ Payloads are the GraphQL nodes exactly as GitHub returned them.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -119,25 +120,39 @@ class GraphqlDenied(GraphqlError):
     """GraphQL answered FORBIDDEN / not accessible: a permission is missing."""
 
 
-def query(req: Any, text: str, variables: dict[str, Any]) -> dict[str, Any]:
-    """POST one GraphQL query through PyGithub's requester (its auth, retries and rate-limit waits)."""
-    _, body = req.requestJsonAndCheck("POST", req.graphql_url,
-                                      input={"query": text, "variables": variables})
-    errors = body.get("errors") or []
-    if errors:
-        messages = "; ".join(str(e.get("message", e)) for e in errors)[:400]
-        if any(e.get("type") in ("FORBIDDEN", "INSUFFICIENT_SCOPES") for e in errors):
-            raise GraphqlDenied(f"GraphQL: {messages}")
-        raise GraphqlError(f"GraphQL: {messages}")
-    return body["data"]
+class Graphql:
+    """POSTs GraphQL queries through PyGithub's requester (its auth, retries and REST-style
+    rate-limit waits) and also waits out GraphQL's own ``RATE_LIMITED`` answers, up to ``max_wait``."""
+
+    def __init__(self, req: Any, max_wait: float) -> None:
+        self.req, self.max_wait = req, max_wait
+
+    def query(self, text: str, variables: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(3):
+            headers, body = self.req.requestJsonAndCheck(
+                "POST", self.req.graphql_url, input={"query": text, "variables": variables})
+            errors = body.get("errors") or []
+            if not any(e.get("type") == "RATE_LIMITED" for e in errors):
+                break
+            reset = int(headers.get("x-ratelimit-reset") or 0)
+            wait = max(1.0, reset - time.time() + 1)
+            if wait > self.max_wait:
+                break
+            time.sleep(wait)
+        if errors:
+            messages = "; ".join(str(e.get("message", e)) for e in errors)[:400]
+            if any(e.get("type") in ("FORBIDDEN", "INSUFFICIENT_SCOPES") for e in errors):
+                raise GraphqlDenied(f"GraphQL: {messages}")
+            raise GraphqlError(f"GraphQL: {messages}")
+        return body["data"]
 
 
-def _connection(req: Any, text: str, variables: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
+def _connection(gql: Graphql, text: str, variables: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
     """Every node of the connection at ``path``, following pageInfo.endCursor."""
     nodes: list[Any] = []
     cursor = None
     while True:
-        data: Any = query(req, text, {**variables, "cursor": cursor})
+        data: Any = gql.query(text, {**variables, "cursor": cursor})
         for key in path:
             data = data.get(key) if data else None
         if data is None:
@@ -148,41 +163,41 @@ def _connection(req: Any, text: str, variables: dict[str, Any], path: tuple[str,
         cursor = data["pageInfo"]["endCursor"]
 
 
-def repositories(req: Any, org: str, include_archived: bool) -> dict[str, Any]:
+def repositories(gql: Graphql, org: str, include_archived: bool) -> dict[str, Any]:
     """Repositories with default-branch protection and their own branch rulesets."""
-    nodes = _connection(req, REPOSITORIES, {"org": org}, ("organization", "repositories"))
+    nodes = _connection(gql, REPOSITORIES, {"org": org}, ("organization", "repositories"))
     keep = [n for n in nodes if include_archived or not n["isArchived"]]
     for repo in keep:
         rulesets = repo.get("rulesets") or {}
         if (rulesets.get("pageInfo") or {}).get("hasNextPage"):
             owner, _, name = repo["nameWithOwner"].partition("/")
             repo["rulesets"] = {"totalCount": rulesets["totalCount"], "nodes": _connection(
-                req, REPOSITORY_RULESETS, {"owner": owner, "name": name}, ("repository", "rulesets"))}
+                gql, REPOSITORY_RULESETS, {"owner": owner, "name": name}, ("repository", "rulesets"))}
     skipped = sorted(n["nameWithOwner"] for n in nodes if n not in keep)
     return {"repositories": keep, "archived_skipped": skipped}
 
 
-def org_rulesets(req: Any, org: str) -> list[Any]:
-    return _connection(req, ORG_RULESETS, {"org": org}, ("organization", "rulesets"))
+def org_rulesets(gql: Graphql, org: str) -> list[Any]:
+    return _connection(gql, ORG_RULESETS, {"org": org}, ("organization", "rulesets"))
 
 
 def _ts(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def merged_pulls(req: Any, org: str, since: datetime, until: datetime,
+def merged_pulls(gql: Graphql, org: str, since: datetime, until: datetime,
                  include_archived: bool) -> list[Any]:
     """Pull requests merged in [since, until], split into smaller windows past search's cap."""
     since, until = since.replace(microsecond=0), until.replace(microsecond=0)
     q = f"org:{org} is:pr is:merged merged:{_ts(since)}..{_ts(until)}"
-    page = query(req, MERGED_PULLS, {"q": q, "cursor": None})["search"]
+    page = gql.query(MERGED_PULLS, {"q": q, "cursor": None})["search"]
     if page["issueCount"] > SEARCH_LIMIT and until - since > timedelta(minutes=1):
         middle = (since + (until - since) / 2).replace(microsecond=0)
-        return (merged_pulls(req, org, since, middle, include_archived)
-                + merged_pulls(req, org, middle + timedelta(seconds=1), until, include_archived))
+        return (merged_pulls(gql, org, since, middle, include_archived)
+                + merged_pulls(gql, org, middle + timedelta(seconds=1), until, include_archived))
     nodes = list(page["nodes"])
     while page["pageInfo"]["hasNextPage"]:
-        page = query(req, MERGED_PULLS, {"q": q, "cursor": page["pageInfo"]["endCursor"]})["search"]
+        page = gql.query(MERGED_PULLS, {"q": q, "cursor": page["pageInfo"]["endCursor"]})["search"]
         nodes.extend(page["nodes"])
     pulls = [n for n in nodes if n and n.get("__typename") == "PullRequest"]
     return [p for p in pulls

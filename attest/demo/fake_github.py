@@ -74,6 +74,11 @@ class FakeGithub:
         if role is None:
             return (*_error(401, "Bad credentials"), {})
         if parts == ["graphql"] and request.method == "POST":
+            if w.graphql_rate_limited:
+                w.graphql_rate_limited -= 1
+                return 200, {"errors": [{"type": "RATE_LIMITED", "message":
+                                         "API rate limit exceeded for user ID 1."}]}, {
+                    "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()))}
             return 200, execute(w, role, request.get_json(silent=True) or {}), {}
         if request.method != "GET":
             return (*_error(404, "Not Found"), {})

@@ -111,6 +111,7 @@ class World:
     app: App | None = None
     rate_limited: int = 0          # answer the next N requests with 403 "API rate limit exceeded"
     throttled: int = 0             # answer the next N requests with 429 + Retry-After: 1
+    graphql_rate_limited: int = 0  # answer the next N GraphQL queries with RATE_LIMITED
     calls: int = 0
 
     def __post_init__(self) -> None:

@@ -157,6 +157,8 @@ def test_owner_only_fields_hidden_from_a_member_become_errors(server: Any) -> No
     control = catalog_by_id()["github.org_2fa_required"]
     detail = evaluate_control(control, list(records.values()), {}, NOW).findings[0].detail
     assert "owner" in detail
+    assert records["github.org_rulesets"].state is EvidenceState.DENIED
+    assert "Administration: read" in records["github.org_rulesets"].detail
 
 
 def test_archived_repos_are_skipped_unless_configured(server: Any) -> None:
@@ -198,6 +200,18 @@ def test_rate_limits_are_waited_out(server: Any) -> None:
     assert all(r.state is EvidenceState.OK for r in records.values())
     assert srv.log.count(lambda e: e["status"] == 429) == 1  # Retry-After: 1, then retried
     assert srv.log.count(lambda e: e["status"] == 403) == 1  # x-ratelimit-remaining: 0, until reset
+
+
+def test_graphql_rate_limited_answers_are_waited_out(server: Any) -> None:
+    w = world(repos=[Repo("api", protection=Protection())])
+    w.graphql_rate_limited = 1
+    srv = server(w)
+    records = collect(srv.url)
+    assert records["github.branch_protection"].state is EvidenceState.OK
+    assert srv.log.count(lambda e: e["path"] == "/graphql") == 1 + 3  # retried once
+    w.graphql_rate_limited = 1
+    limited = collect(srv.url, max_rate_limit_wait=0)["github.branch_protection"]
+    assert limited.state is EvidenceState.ERROR and "rate limit" in limited.detail
 
 
 def test_search_past_its_1000_result_cap_is_split_into_windows(server: Any) -> None:
