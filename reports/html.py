@@ -164,6 +164,7 @@ def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
         "fixed": [e for e in diff["stopped_failing"] + diff["stopped_erroring"] if e["new"] not in BAD],
         "delta": round(new_r - old_r, 1) if old_r is not None and new_r is not None else None,
         "empty": is_empty(diff),
+        "new_resources": sorted(diff["new_resources"], key=lambda n: (not n["failing"], n["resource"])),
     }
 
 
