@@ -222,6 +222,7 @@ def _network_and_config(url: str, region: str, enable_ebs: bool) -> None:
 def start_demo(now: datetime) -> DemoSource:
     server, url = start_server()
     try:
+        reset(url)  # moto's state is per process: start from an empty estate
         seed(url, REGIONS, now)
     except BaseException:
         server.stop()

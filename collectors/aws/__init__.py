@@ -64,7 +64,7 @@ class Config(BaseModel):
     regions: Literal["all"] | list[str] = "all"   # "all": the account's enabled regions
     endpoint_url: str | None = None               # e.g. a moto server; used for every call
     accounts: list[AccountConfig] = []            # empty: the default credential chain
-    page_size: int | None = Field(None, ge=1)     # forces small pages (tests)
+    page_size: int | None = Field(None, ge=1)     # small pages (tests); raised to each API's minimum
     max_workers: int = Field(8, ge=1, le=64)
 
 

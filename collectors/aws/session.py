@@ -21,7 +21,7 @@ import botocore.session
 from botocore.client import BaseClient
 from botocore.config import Config as BotoConfig
 from botocore.credentials import DeferredRefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError, PaginationError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from attest.model import EvidenceState
 from collectors.aws.specs import iam_action
@@ -177,10 +177,8 @@ class Target:
             return self.call(service, operation, absent=absent, region=region, **params)
         action = self._note(service, operation)
         paginator = client.get_paginator(method)
-        try:
-            pages = paginator.paginate(**params, PaginationConfig={"PageSize": self.page_size})
-        except PaginationError:  # this operation takes no page size
-            pages = paginator.paginate(**params)
+        pages = paginator.paginate(**params, PaginationConfig=self._page_config(
+            client, operation, paginator))
         merged: dict[str, Any] = {}
         count = 0
         try:
@@ -196,6 +194,15 @@ class Target:
             raise CallFailed(EvidenceState.PARTIAL, f"page {count + 1}: {failed.detail}",
                              merged) from exc
         return merged
+
+    def _page_config(self, client: BaseClient, operation: str, paginator: Any) -> dict[str, int]:
+        """``PageSize`` when one is configured, raised to the operation's documented minimum."""
+        limit_key = getattr(paginator, "_limit_key", None)  # botocore keeps it private
+        if self.page_size is None or not limit_key:
+            return {}
+        member = client.meta.service_model.operation_model(operation).input_shape.members.get(limit_key)
+        minimum = int(member.metadata.get("min", 1)) if member is not None else 1
+        return {"PageSize": max(self.page_size, minimum)}
 
     def _note(self, service: str, operation: str) -> str:
         action = iam_action(service, operation)

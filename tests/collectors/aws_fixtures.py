@@ -1,0 +1,136 @@
+"""Moto server, collection and evaluation helpers for the AWS tests (real HTTP, no SDK mocks)."""
+from __future__ import annotations
+
+import http.client
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from attest.demo import seed_aws
+from attest.demo.http import LocalServer
+from attest.engine import evaluate_control
+from attest.model import ControlResult, Evidence
+from collectors.aws import AwsCollector, Config
+from collectors.base import CollectContext
+from controls import catalog_by_id
+
+NOW = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+AWS_CONTROLS = sorted(cid for cid in catalog_by_id() if cid.startswith("aws."))
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server, url = seed_aws.start_server()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
+    """A reset moto server and default-chain credentials that reach it; returns its URL."""
+    seed_aws.reset(moto_url)
+    for name, value in seed_aws.ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    return moto_url
+
+
+def collect(url: str, regions: list[str] | str = ("us-east-1", "eu-west-1"), *,
+            session_factory: Any = None, progress: Callable[[str], None] | None = None,
+            **config: Any) -> list[Evidence]:
+    cfg = Config(endpoint_url=url, regions=list(regions) if regions != "all" else "all", **config)
+    collector = AwsCollector(cfg, **({"session_factory": session_factory} if session_factory else {}))
+    ctx = CollectContext(now=NOW, progress=progress or (lambda step: None))
+    return list(collector.collect(ctx))
+
+
+def evaluate(control_id: str, records: list[Evidence], now: datetime = NOW,
+             **params: Any) -> ControlResult:
+    control = catalog_by_id()[control_id]
+    return evaluate_control(control, records, control.param_values(params), now)
+
+
+def statuses(records: list[Evidence], now: datetime = NOW) -> dict[str, str]:
+    return {cid: evaluate(cid, records, now).status.value for cid in AWS_CONTROLS}
+
+
+def record(records: list[Evidence], name: str, scope: str) -> Evidence:
+    found = [r for r in records if r.name == name and r.scope == scope]
+    assert len(found) == 1, f"{len(found)} records of {name} at {scope}"
+    return found[0]
+
+
+# --- a loopback proxy in front of moto that denies chosen requests --------------------------
+
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+def _denial(service: str) -> tuple[str, bytes]:
+    """A 403 body shaped like the service's protocol (EC2, query, REST-XML or JSON)."""
+    if service == "ec2":
+        return "text/xml", (b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>"
+                            b"You are not authorized to perform this operation.</Message></Error>"
+                            b"</Errors><RequestID>attest-test</RequestID></Response>")
+    if service in ("iam", "sts", "rds"):
+        return "text/xml", (b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                            b"<Message>not authorized</Message></Error>"
+                            b"<RequestId>attest-test</RequestId></ErrorResponse>")
+    if service == "s3":
+        return "application/xml", (b"<Error><Code>AccessDenied</Code><Message>Access Denied"
+                                   b"</Message></Error>")
+    return "application/x-amz-json-1.1", (b'{"__type":"AccessDeniedException",'
+                                          b'"message":"not authorized"}')
+
+
+class DenyingProxy:
+    """Forwards to moto, but answers 403 AccessDenied when ``deny(region, service, body)``."""
+
+    def __init__(self, upstream: str, deny: Callable[[str, str, bytes], bool]) -> None:
+        self.upstream = urlsplit(upstream)
+        self.deny = deny
+        self.requests: list[tuple[str, bytes]] = []   # (X-Amz-Target, body) of each request
+        self.server = LocalServer(self.app)
+
+    def count(self, needle: str | bytes) -> int:
+        """Requests whose body (bytes) or X-Amz-Target header (str) contains ``needle``."""
+        return sum(1 for target, body in self.requests
+                   if (needle in body if isinstance(needle, bytes) else needle in target))
+
+    def app(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        match = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        region, service = match.groups() if match else ("", "")
+        self.requests.append((environ.get("HTTP_X_AMZ_TARGET", ""), body))
+        if self.deny(region, service, body):
+            content_type, payload = _denial(service)
+            start_response("403 Forbidden", [("Content-Type", content_type),
+                                             ("x-amzn-ErrorType", "AccessDeniedException")])
+            return [payload]
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        headers["Content-Length"] = str(len(body))
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        try:
+            conn.request(environ["REQUEST_METHOD"], environ.get("REQUEST_URI") or environ["PATH_INFO"],
+                         body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        start_response(f"{response.status} {response.reason}",
+                       [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP])
+        return [data]
+
+    def __enter__(self) -> str:
+        return self.server.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.stop()
