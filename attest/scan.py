@@ -204,6 +204,7 @@ def _run(config: LoadedConfig, out: Path, started: datetime, progress: Callable[
 
 
 def _write_report(writer: BundleWriter, results: dict[str, Any], out: Path) -> None:
-    from reports.html import render_report
+    from reports.html import evidence_digests, render_report
     history = list_bundles(out)
-    writer.write_bytes("report.html", render_report(results, history).encode("utf-8"))
+    writer.write_bytes("report.html", render_report(
+        results, history, evidence_sha256=evidence_digests(writer.tmp, results)).encode("utf-8"))
