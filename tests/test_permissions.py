@@ -1,0 +1,49 @@
+"""The shipped read-only IAM policy is the one generated from the AWS specs, and it allows
+every operation a full collection actually calls (recorded with a botocore 'before-call' hook
+during a collection against the seeded moto estate)."""
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import boto3
+
+from attest.demo import seed_aws
+from collectors.aws import specs
+from tests.collectors.aws_fixtures import NOW, collect, moto, moto_url  # noqa: F401
+
+READ_ONLY_VERBS = ("Describe", "Get", "List", "GenerateCredentialReport")
+
+
+def test_shipped_policy_is_the_generated_one():
+    shipped = specs.POLICY_FILE.read_text(encoding="utf-8")
+    assert json.loads(shipped) == specs.iam_policy(), (
+        "regenerate: python -m collectors.aws.specs > collectors/aws/iam-policy.json")
+    assert shipped == specs.policy_json()
+
+
+def test_policy_is_read_only():
+    for action in specs.required_actions():
+        assert action.split(":", 1)[1].startswith(READ_ONLY_VERBS), action
+    statement, = specs.iam_policy()["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Resource"] == "*"
+
+
+def test_policy_covers_exactly_what_a_full_collection_calls(moto):
+    seed_aws.seed(moto, seed_aws.REGIONS, NOW)
+    called: set[str] = set()
+    lock = threading.Lock()
+
+    def record(model: Any, **_: Any) -> None:
+        with lock:
+            called.add(specs.iam_action(model.service_model.service_name, model.name))
+
+    def recording_session(**kwargs: Any) -> boto3.Session:
+        session = boto3.Session(**kwargs)
+        session.events.register("before-call", record)
+        return session
+
+    records = collect(moto, list(seed_aws.REGIONS), session_factory=recording_session)
+    assert {r.state.value for r in records} == {"ok"}
+    assert called == set(specs.required_actions())
