@@ -119,21 +119,21 @@ def password_policy(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Findin
             continue
         policy = (record.payload or {}).get("PasswordPolicy", {})
         problems = []
-        if policy.get("MinimumPasswordLength", 0) < params["min_length"]:
-            problems.append(f"minimum length {policy.get('MinimumPasswordLength')} "
-                            f"< {params['min_length']}")
+        length = policy.get("MinimumPasswordLength") or 0
+        if length < params["min_length"]:
+            problems.append(f"minimum length {length} < {params['min_length']}")
         for param, field in (("require_symbols", "RequireSymbols"),
                              ("require_numbers", "RequireNumbers"),
                              ("require_uppercase", "RequireUppercaseCharacters"),
                              ("require_lowercase", "RequireLowercaseCharacters")):
             if params[param] and not policy.get(field):
                 problems.append(f"{field} is off")
-        reuse = params["password_reuse_prevention"]
-        if reuse and policy.get("PasswordReusePrevention", 0) < reuse:
-            problems.append(f"reuse prevention {policy.get('PasswordReusePrevention', 0)} < {reuse}")
-        max_age = params["max_password_age"]
-        if max_age and not 0 < policy.get("MaxPasswordAge", 0) <= max_age:
-            problems.append(f"maximum age {policy.get('MaxPasswordAge', 'unset')} > {max_age} days")
+        reuse, remembered = params["password_reuse_prevention"], policy.get("PasswordReusePrevention") or 0
+        if reuse and remembered < reuse:
+            problems.append(f"reuse prevention {remembered} < {reuse}")
+        max_age, age = params["max_password_age"], policy.get("MaxPasswordAge") or 0
+        if max_age and not 0 < age <= max_age:
+            problems.append(f"maximum age {age or 'unset'} > {max_age} days")
         if problems:
             yield failed(where, "; ".join(problems))
         else:

@@ -12,7 +12,7 @@ import pytest
 from attest.demo import seed_aws
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
-from attest.model import ControlResult, Evidence
+from attest.model import ControlResult, Evidence, EvidenceState
 from collectors.aws import AwsCollector, Config
 from collectors.base import CollectContext
 from controls import catalog_by_id
@@ -57,6 +57,13 @@ def evaluate(control_id: str, records: list[Evidence], now: datetime = NOW,
 
 def statuses(records: list[Evidence], now: datetime = NOW) -> dict[str, str]:
     return {cid: evaluate(cid, records, now).status.value for cid in AWS_CONTROLS}
+
+
+def make(name: str, payload: Any, region: str = "global", *, account: str = "123456789012",
+         state: str = "ok", detail: str = "") -> Evidence:
+    """A literal evidence record for pure rule tests."""
+    return Evidence(name=name, scope=f"aws:{account}:{region}", state=EvidenceState(state),
+                    payload=payload, detail=detail)
 
 
 def record(records: list[Evidence], name: str, scope: str) -> Evidence:
