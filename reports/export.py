@@ -1,0 +1,297 @@
+"""The auditor export: one zip for a review period, written only if every bundle verifies.
+
+Steps: pick the bundles whose scan day (UTC date of ``started_at``) is in the period; verify each
+bundle's files against its manifest and the hash chain between them, including the first bundle's
+link to the newest bundle before the period when that bundle is in the folder; load results;
+build the coverage tables (reports.coverage), the coverage page, the OSCAL assessment results
+(reports.oscal), index.html and README.txt; write the zip under a temporary name, re-hashing each
+bundle file as it is copied, and rename it. Any mismatch raises IntegrityError naming the bundle
+and the file, and no zip is left behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from attest import __version__
+from attest.errors import IntegrityError, UsageError
+from attest.manifest import MANIFEST, manifest_sha256, read_manifest, verify_bundle, verify_chain
+from attest.model import canonical_json, isoformat, parse_time, sha256_bytes, utcnow
+from attest.store import bundle_time, list_bundles
+from reports.coverage import NO_SCAN, Coverage, Scan, build_coverage, period_days
+from reports.oscal import BundleFiles, build_assessment_results
+
+OSCAL_FILE = "assessment-results.oscal.json"
+FILES = {
+    "index.html": "this page: what the export holds and how to check it",
+    "README.txt": "the same explanation as plain text",
+    "coverage.html": "control x day grid of statuses; a hatched cell is a day without any scan",
+    "coverage.csv": "per-control coverage table (one row per control)",
+    "coverage_daily.csv": "control x day statuses, as in coverage.html",
+    "coverage.xlsx": "workbook: summary (= coverage.csv), findings (every non-pass finding per "
+                     "scan), daily (= coverage_daily.csv)",
+    OSCAL_FILE: "NIST OSCAL assessment-results: one observation per control per scan, evidence "
+                "files pinned by sha256, findings for failing controls, exceptions as risks",
+    "bundles/": "the scan bundles of the period, byte for byte, each with its manifest.json",
+}
+
+
+@dataclass
+class Period:
+    """The verified bundles of a review period and what the export says about them."""
+    start: date
+    end: date
+    bundles: list[Path]
+    scans: list[Scan]
+    manifest_sha: dict[str, str]
+    predecessor: str | None = None       # newest bundle before the period, link verified
+    unverified_link: str | None = None   # the first bundle's link target, absent from the folder
+    notes: list[str] = field(default_factory=list)
+
+
+def _scan_day(bundle: Path) -> date:
+    return bundle_time(bundle.name).date()
+
+
+def select_bundles(out_dir: Path, start: date, end: date) -> tuple[list[Path], Path | None]:
+    """(bundles whose scan day is in [start, end], the newest bundle before them or None)."""
+    everything = list_bundles(out_dir)
+    inside = [b for b in everything if start <= _scan_day(b) <= end]
+    before = [b for b in everything if _scan_day(b) < start]
+    return inside, (before[-1] if before else None)
+
+
+def verify_period(out_dir: Path, start: date, end: date) -> Period:
+    """Verify the period's bundles and chain; raise IntegrityError listing every problem."""
+    bundles, before = select_bundles(out_dir, start, end)
+    if not bundles:
+        raise UsageError(f"{out_dir}: no bundles with a scan between {start} and {end}")
+    problems: list[str] = []
+    for b in bundles:
+        problems.extend(verify_bundle(b))
+    chain = ([before] if before is not None else []) + bundles
+    problems.extend(verify_chain(chain))
+    if problems:
+        raise IntegrityError(f"export refused, {len(problems)} problem(s); first: {problems[0]}",
+                             problems)
+    period = Period(start=start, end=end, bundles=bundles, scans=[],
+                    manifest_sha={b.name: manifest_sha256(b) for b in bundles},
+                    predecessor=before.name if before is not None else None)
+    link = read_manifest(bundles[0]).get("previous")
+    if before is None and link:
+        period.unverified_link = link.get("bundle")
+    for b in bundles:
+        results = json.loads((b / "results.json").read_text(encoding="utf-8"))
+        started = parse_time(results["scan"]["started_at"])
+        period.scans.append(Scan(bundle=b.name, started_at=started, results=results))
+    return period
+
+
+def exceptions_in_period(scans: list[Scan]) -> list[dict[str, Any]]:
+    """Each exception listed by a scan of the period, with the days it was seen and in force."""
+    seen: dict[tuple, dict[str, Any]] = {}
+    for scan in sorted(scans, key=lambda s: s.started_at):
+        listed = list(scan.results.get("exceptions") or [])
+        for c in scan.results.get("controls", []):
+            listed.extend({"control": c["id"], **e} for e in c.get("exceptions") or [])
+        for e in listed:
+            key = (e.get("control"), e.get("resource"), e.get("reason"), e.get("approved_by"),
+                   str(e.get("expires")))
+            entry = seen.setdefault(key, {**e, "first_day": scan.day.isoformat(),
+                                          "days_in_force": set()})
+            entry.update({k: v for k, v in e.items() if k != "control"}, control=e.get("control"))
+            entry["last_day"] = scan.day.isoformat()
+            if e.get("status") == "active":
+                entry["days_in_force"].add(scan.day)
+    out = []
+    for entry in seen.values():
+        entry["days_in_force"] = len(entry["days_in_force"])
+        out.append(entry)
+    return out
+
+
+def manual_status(scans: list[Scan]) -> list[dict[str, Any]]:
+    """Manual (document) controls as of the last scan of the period."""
+    if not scans:
+        return []
+    last = max(scans, key=lambda s: s.started_at)
+    return [{"id": c["id"], "title": c.get("title", ""), "status": c["status"],
+             "day": last.day.isoformat(),
+             "findings": [f"{f.get('resource')}: {f.get('detail', '')}" for f in c.get("findings", [])]}
+            for c in last.results.get("controls", []) if c.get("source") == "manual"]
+
+
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("reports", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def render_coverage(coverage: Coverage, period: Period) -> str:
+    days = [d.isoformat() for d in period_days(period.start, period.end)]
+    rows = []
+    for rec in coverage.summary.to_dict("records"):
+        cells = [(d, coverage.daily.loc[rec["control"], d]) for d in days]
+        rows.append({**rec, "cells": cells})
+    return _env().get_template("coverage.html.j2").render(
+        period=period, days=days, rows=rows, tool_version=__version__)
+
+
+def _context(period: Period, coverage: Coverage, generated_at: datetime) -> dict[str, Any]:
+    by_day = {}
+    for s in period.scans:
+        by_day.setdefault(s.day.isoformat(), []).append(s.bundle)
+    days = [d.isoformat() for d in period_days(period.start, period.end)]
+    return {
+        "period": period, "generated_at": isoformat(generated_at), "tool_version": __version__,
+        "bundles": [{"name": s.bundle, "day": s.day.isoformat(),
+                     "started_at": s.results["scan"]["started_at"],
+                     "manifest_sha256": period.manifest_sha[s.bundle],
+                     "counts": {k: v for k, v in s.results.get("summary", {}).get("counts", {}).items()
+                                if v}}
+                    for s in period.scans],
+        "missing_days": [d for d in days if d not in by_day],
+        "multi_days": {d: b for d, b in by_day.items() if len(b) > 1},
+        "files": FILES, "exceptions": exceptions_in_period(period.scans),
+        "manual": manual_status(period.scans),
+        "summary": coverage.summary.to_dict("records"), "no_scan": NO_SCAN,
+    }
+
+
+def render_readme(ctx: dict[str, Any]) -> str:
+    p: Period = ctx["period"]
+    lines = [f"attest auditor export: {p.start} to {p.end} (UTC days)",
+             f"generated {ctx['generated_at']} by attest {ctx['tool_version']}", "",
+             f"Bundles included: {len(p.bundles)}. Every file of every bundle matched its "
+             "manifest.json (sha256 and size) and each manifest links to the one before it "
+             "(hash chain verified) when this export was made."]
+    if p.predecessor:
+        lines.append(f"The first bundle's link to {p.predecessor} (before the period) was verified.")
+    elif p.unverified_link:
+        lines.append(f"The first bundle links to {p.unverified_link}, which was not in the folder "
+                     "exported from: that link could not be checked.")
+    lines += ["", "Re-verify after unzipping:  attest verify bundles/", "", "Files:"]
+    lines += [f"  {name:<32} {desc}" for name, desc in ctx["files"].items()]
+    lines += ["", "Day = UTC date of a scan's start. Several scans on one day: the day's status is "
+              "the worst (fail > error > excepted > pass > not_applicable > skipped).",
+              f"Days without any scan ({len(ctx['missing_days'])}): "
+              + (", ".join(ctx["missing_days"]) or "none") + ". They are gaps, shown as no_scan.",
+              "", "Bundles (name, day, manifest sha256):"]
+    lines += [f"  {b['name']}  {b['day']}  {b['manifest_sha256']}" for b in ctx["bundles"]]
+    lines += ["", "Exceptions (accepted risks) seen in the period:"]
+    lines += [f"  {e['control']} {e['resource']}: {e.get('reason')} -- approved by "
+              f"{e.get('approved_by')}, expires {e.get('expires')}, {e.get('status')} at the last "
+              f"scan, in force on {e['days_in_force']} day(s)" for e in ctx["exceptions"]] or ["  none"]
+    lines += ["", "Manual evidence (documents) at the last scan:"]
+    lines += [f"  {m['id']}: {m['status']}" + "".join(f"\n      {f}" for f in m["findings"])
+              for m in ctx["manual"]] or ["  none"]
+    return "\n".join(lines) + "\n"
+
+
+class _ZipOut:
+    """Writes the zip under a temporary name; ``commit`` renames it, ``abandon`` deletes it."""
+
+    def __init__(self, dest: Path, root: str) -> None:
+        self.dest, self.root = dest, root
+        self.tmp = dest.with_name(f".{dest.name}.partial")
+        self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED)
+
+    def add(self, relpath: str, data: bytes, when: datetime) -> None:
+        info = zipfile.ZipInfo(f"{self.root}/{relpath}", date_time=when.timetuple()[:6])
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        self.zip.writestr(info, data)
+
+    def add_bundle(self, bundle: Path, manifest_sha: str) -> dict[str, str]:
+        """Copy a bundle, re-hashing every file against its (already verified) manifest."""
+        raw = (bundle / MANIFEST).read_bytes()
+        if sha256_bytes(raw) != manifest_sha:
+            raise IntegrityError(f"{bundle.name}: {MANIFEST}: changed during the export")
+        manifest = json.loads(raw)
+        when = bundle_time(bundle.name)
+        files = {}
+        for entry in manifest["files"]:
+            data = (bundle / entry["path"]).read_bytes()
+            if sha256_bytes(data) != entry["sha256"]:
+                raise IntegrityError(f"{bundle.name}: {entry['path']}: changed (sha256 does not "
+                                     "match the manifest)")
+            self.add(f"bundles/{bundle.name}/{entry['path']}", data, when)
+            files[entry["path"]] = entry["sha256"]
+        self.add(f"bundles/{bundle.name}/{MANIFEST}", raw, when)
+        return files
+
+    def commit(self) -> Path:
+        self.zip.close()
+        os.replace(self.tmp, self.dest)
+        return self.dest
+
+    def abandon(self) -> None:
+        self.zip.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path, *,
+                  now: datetime | None = None) -> Path:
+    """Write the auditor zip for [start, end] to ``dest``; raise IntegrityError if anything is off."""
+    if start > end:
+        raise UsageError(f"--from {start} is after --to {end}")
+    generated_at = now or utcnow()
+    period = verify_period(Path(out_dir), start, end)
+    coverage = build_coverage(period.scans, start, end)
+    ctx = _context(period, coverage, generated_at)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    out = _ZipOut(dest, f"attest-export-{start.isoformat()}-{end.isoformat()}")
+    try:
+        bundles = {}
+        for b in period.bundles:
+            files = out.add_bundle(b, period.manifest_sha[b.name])
+            bundles[b.name] = BundleFiles(b.name, f"bundles/{b.name}", period.manifest_sha[b.name],
+                                          files)
+        oscal = build_assessment_results(period.scans, bundles, start, end, ctx["exceptions"],
+                                         generated_at)
+        out.add(OSCAL_FILE, canonical_json(oscal), generated_at)
+        out.add("coverage.csv", coverage.to_csv(), generated_at)
+        out.add("coverage_daily.csv", coverage.daily_csv(), generated_at)
+        out.add("coverage.xlsx", coverage.to_xlsx(), generated_at)
+        out.add("coverage.html", render_coverage(coverage, period).encode("utf-8"), generated_at)
+        out.add("index.html", _env().get_template("export_index.html.j2").render(**ctx)
+                .encode("utf-8"), generated_at)
+        out.add("README.txt", render_readme(ctx).encode("utf-8"), generated_at)
+        return out.commit()
+    except BaseException:
+        out.abandon()
+        raise
+
+
+def _parse_day(value: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    start, end = _parse_day(args.start, "--from"), _parse_day(args.end, "--to")
+    if args.dir:
+        out_dir = Path(args.dir)
+    else:
+        from attest.config import load_config
+        out_dir = load_config(args.config or os.environ.get("ATTEST_CONFIG")).output_dir
+    dest = Path(args.out or f"attest-export-{start.isoformat()}-{end.isoformat()}.zip")
+    try:
+        path = export_period(out_dir, start, end, dest)
+    except IntegrityError as exc:
+        for problem in exc.problems:
+            print(f"FAIL {problem}", file=sys.stderr)
+        raise
+    print(f"export: {path} ({start} to {end}): every bundle file and the hash chain verified")
+    return 0
