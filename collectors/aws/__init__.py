@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attest.model import Evidence, EvidenceState
 from collectors.aws import cloudtrail, guardduty, iam, kms, s3
-from collectors.aws.session import (Account, CallFailed, Clients, SessionFactory, Target,
+from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
                                     failure, open_accounts)
 from collectors.aws.specs import PRODUCES, SPECS, Spec, iam_action
 from collectors.base import CollectContext
@@ -90,7 +90,7 @@ class AwsCollector:
                     yield self._report(ctx, ev)
                 if not account.id:
                     continue
-                for spec, region in self._plan(regions, account):
+                for spec, region in self._plan(regions):
                     futures.append(pool.submit(self._run, ctx, spec, account, region))
             for future in as_completed(futures):
                 yield self._report(ctx, future.result())
@@ -100,7 +100,7 @@ class AwsCollector:
         ctx.progress(f"aws {account} {region} {ev.name}")
         return ev
 
-    def _plan(self, regions: list[str], account: Account) -> Iterator[tuple[Spec, str]]:
+    def _plan(self, regions: list[str]) -> Iterator[tuple[Spec, str]]:
         for spec in SPECS:
             if spec.fetch == "prelude":
                 continue
@@ -160,7 +160,8 @@ class AwsCollector:
             state, detail = EvidenceState.OK, ""
         except CallFailed as exc:
             payload, state, detail = exc.payload, exc.state, exc.detail
-        except (BotoCoreError, ClientError) as exc:  # e.g. client creation, endpoint errors
+        except Exception as exc:  # noqa: BLE001 - an unexpected answer stays with its scope
+            ctx.log.warning("aws %s at %s: %s: %s", name, scope, type(exc).__name__, exc)
             payload, state, detail = None, EvidenceState.ERROR, f"{type(exc).__name__}: {exc}"
         request = {"operations": list(t.requested), "region": t.region}
         return ctx.evidence(name, scope, payload, state=state, detail=detail, request=request)
