@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write the fresh results JSON here (never into the bundle)")
     e.add_argument("--config", help="take control parameters from this config instead of the bundle's")
 
+    pm = sub.add_parser("permissions", help="print the least-privilege policy a source needs")
+    pm.add_argument("source", help="e.g. aws")
+
     for extra in _extra_commands():
         extra.register(sub)
     return p
@@ -229,7 +232,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return exit_code_for(fresh)
 
 
-COMMANDS = {"scan": cmd_scan, "controls": cmd_controls, "verify": cmd_verify, "evaluate": cmd_evaluate}
+def cmd_permissions(args: argparse.Namespace) -> int:
+    from collectors import SOURCES, load_collector
+    if args.source not in SOURCES:
+        raise UsageError(f"unknown source {args.source!r} (known: {', '.join(SOURCES)})")
+    document = getattr(load_collector(args.source), "permissions_document", None)
+    if document is None:
+        raise UsageError(f"{args.source}: no policy document; see the README for its credentials")
+    sys.stdout.write(document())
+    return 0
+
+
+COMMANDS = {"scan": cmd_scan, "controls": cmd_controls, "verify": cmd_verify, "evaluate": cmd_evaluate,
+            "permissions": cmd_permissions}
 
 
 if __name__ == "__main__":  # pragma: no cover

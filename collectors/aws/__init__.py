@@ -79,6 +79,12 @@ class AwsCollector:
         self.config = config or Config()
         self.session_factory = session_factory
 
+    @staticmethod
+    def permissions_document() -> str:
+        """The least-privilege IAM policy this collector needs (``attest permissions aws``)."""
+        from collectors.aws.specs import policy_json
+        return policy_json()
+
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
         cfg = self.config
         accounts = open_accounts(cfg.accounts, cfg.endpoint_url, self.session_factory)
