@@ -15,11 +15,12 @@ import json
 import os
 import sys
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from attest import __version__
@@ -27,7 +28,7 @@ from attest.errors import IntegrityError, UsageError
 from attest.manifest import MANIFEST, manifest_sha256, read_manifest, verify_bundle, verify_chain
 from attest.model import canonical_json, isoformat, parse_time, sha256_bytes, utcnow
 from attest.store import bundle_time, list_bundles
-from reports.coverage import NO_SCAN, Coverage, Scan, build_coverage, period_days
+from reports.coverage import Coverage, Scan, build_coverage, period_days
 from reports.oscal import BundleFiles, build_assessment_results
 
 OSCAL_FILE = "assessment-results.oscal.json"
@@ -55,7 +56,6 @@ class Period:
     manifest_sha: dict[str, str]
     predecessor: str | None = None       # newest bundle before the period, link verified
     unverified_link: str | None = None   # the first bundle's link target, absent from the folder
-    notes: list[str] = field(default_factory=list)
 
 
 def _scan_day(bundle: Path) -> date:
@@ -135,10 +135,15 @@ def _env() -> Environment:
                        autoescape=select_autoescape(default=True, default_for_string=True))
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts, with pandas' NaN for a missing value turned back into None."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
 def render_coverage(coverage: Coverage, period: Period) -> str:
     days = [d.isoformat() for d in period_days(period.start, period.end)]
     rows = []
-    for rec in coverage.summary.to_dict("records"):
+    for rec in _records(coverage.summary):
         cells = [(d, coverage.daily.loc[rec["control"], d]) for d in days]
         rows.append({**rec, "cells": cells})
     return _env().get_template("coverage.html.j2").render(
@@ -162,7 +167,7 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime) -> dict
         "multi_days": {d: b for d, b in by_day.items() if len(b) > 1},
         "files": FILES, "exceptions": exceptions_in_period(period.scans),
         "manual": manual_status(period.scans),
-        "summary": coverage.summary.to_dict("records"), "no_scan": NO_SCAN,
+        "summary": _records(coverage.summary),
     }
 
 
@@ -243,7 +248,7 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
     """Write the auditor zip for [start, end] to ``dest``; raise IntegrityError if anything is off."""
     if start > end:
         raise UsageError(f"--from {start} is after --to {end}")
-    generated_at = now or utcnow()
+    generated_at = (now or utcnow()).replace(microsecond=0)
     period = verify_period(Path(out_dir), start, end)
     coverage = build_coverage(period.scans, start, end)
     ctx = _context(period, coverage, generated_at)

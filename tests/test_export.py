@@ -188,7 +188,34 @@ def test_tampered_evidence_file_stops_the_export(history, tmp_path):
     with pytest.raises(IntegrityError) as err:
         export_period(out, START, START + timedelta(days=NIGHTS - 1), dest)
     assert f"{bundle.name}: {rel}: changed" in str(err.value)
-    assert not dest.exists() and list(tmp_path.glob("*.zip*")) == []
+    assert not dest.exists() and _no_partial(tmp_path)
+
+
+def test_file_changed_after_verification_is_caught_while_copying(history, tmp_path, monkeypatch):
+    out = _copy(history, tmp_path)
+    bundle = out / history["scans"][2]["bundle"].name
+    (bundle / "report.html").write_bytes(b"<p>edited</p>")
+    monkeypatch.setattr("reports.export.verify_bundle", lambda b: [])   # a race: verify saw it fine
+    dest = tmp_path / "audit.zip"
+    with pytest.raises(IntegrityError, match=f"{bundle.name}: report.html: changed"):
+        export_period(out, START, START + timedelta(days=5), dest)
+    assert not dest.exists() and _no_partial(tmp_path)
+
+
+def test_link_into_the_period_must_reach_the_bundle_before_it(history, tmp_path):
+    out = _copy(history, tmp_path)
+    shutil.rmtree(out / "20260902T020000Z")       # the bundle the period's first one links to
+    with pytest.raises(IntegrityError, match="20260903T020000Z: manifest.json: chain broken: "
+                                             "links to 20260902T020000Z"):
+        export_period(out, date(2026, 9, 3), date(2026, 9, 10), tmp_path / "a.zip")
+    shutil.rmtree(out / "20260901T020000Z")       # history pruned before the period: allowed
+    path = export_period(out, date(2026, 9, 3), date(2026, 9, 10), tmp_path / "b.zip")
+    readme = zipfile.ZipFile(path).read("attest-export-2026-09-03-2026-09-10/README.txt").decode()
+    assert "links to 20260902T020000Z, which was not in the folder" in readme
+
+
+def _no_partial(folder: Path) -> bool:
+    return not [p for p in folder.iterdir() if p.name.endswith((".zip", ".partial"))]
 
 
 def test_deleted_middle_bundle_breaks_the_chain(history, tmp_path, capsys):
@@ -202,7 +229,7 @@ def test_deleted_middle_bundle_breaks_the_chain(history, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert f"{after}: manifest.json: chain broken: links to {gone}" in err
-    assert not dest.exists() and list(tmp_path.glob("*.zip*")) == []
+    assert not dest.exists() and _no_partial(tmp_path)
 
 
 def test_cli_export_writes_the_zip(history, tmp_path, capsys):
