@@ -19,7 +19,7 @@ def credential_report(t: Target) -> dict[str, Any]:
     Rows keep AWS's column names and string values (``"true"``, ``"N/A"``, ISO times); the
     root user's row is ``user == "<root_account>"``."""
     deadline = time.monotonic() + WAIT_SECONDS
-    delay = 0.5
+    delay = 0.2
     t.call("iam", "GenerateCredentialReport")
     while True:
         report = t.call("iam", "GetCredentialReport", absent=NOT_READY)
