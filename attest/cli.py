@@ -1,7 +1,7 @@
 """The ``attest`` command line. The only module that exits the process.
 
 Exit codes: 0 every control passes; 1 some control fails (or, for verify/export, a bundle does not
-verify); 2 bad usage or config; 3 some evidence could not be collected or judged.
+verify); 2 bad usage or config; 3 some evidence could not be collected or judged; 4 internal error.
 """
 from __future__ import annotations
 
@@ -95,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("attest: interrupted; no bundle was written", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line for the nightly log, the traceback with -v
+        log.debug("internal error", exc_info=True)
+        print(f"attest: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+              file=sys.stderr)
+        return 4
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -198,7 +198,12 @@ def _run(config: LoadedConfig, out: Path, started: datetime, progress: Callable[
             write_manifest(writer.tmp, manifest)
             bundle = writer.commit()
     except BaseException:
-        writer.abandon()
+        if records:  # never lose evidence already collected, never let it look like a bundle
+            kept = writer.quarantine()
+            log.error("scan %s did not complete; the %d evidence files collected so far are kept "
+                      "in %s (not a bundle)", writer.name, len(records), kept)
+        else:
+            writer.abandon()
         raise
     return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=records)
 

@@ -92,6 +92,12 @@ class BundleWriter:
     def abandon(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def quarantine(self) -> Path:
+        """Keep what was written, under a hidden name that is never taken for a bundle."""
+        kept = self.out_dir / f".{self.name}.incomplete"
+        os.replace(self.tmp, kept)
+        return kept
+
 
 def load_evidence(bundle: str | Path) -> list[Evidence]:
     import json

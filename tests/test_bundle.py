@@ -112,3 +112,19 @@ def test_killed_scan_leaves_no_bundle(tmp_path: Path) -> None:
     # only the manual evidence store (seeded by the demo) and the hidden partial folder remain
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["manual"]
     assert main(["verify", str(out)]) == 2  # nothing there looks like a bundle
+
+
+def test_failed_scan_keeps_evidence_but_no_bundle(demo_scan, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import reports.html
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template exploded")
+    monkeypatch.setattr(reports.html, "render_report", broken)
+    with pytest.raises(RuntimeError, match="template exploded"):
+        demo_scan()
+    out = tmp_path / "out"
+    assert list_bundles(out) == []
+    kept = list(out.glob(".*.incomplete"))
+    assert len(kept) == 1 and len(list((kept[0] / "evidence").rglob("*.json"))) > 20
+    assert not (kept[0] / "manifest.json").exists()
