@@ -117,10 +117,15 @@ def _collect_source(source: str, collector: Any, ctx: CollectContext,
                     sink: Callable[[Evidence], None]) -> str:
     """Run one collector; a crash becomes `error` evidence for every name it did not yield."""
     seen: set[str] = set()
+    t0, count, unknown = time.monotonic(), 0, 0
     try:
         for ev in collector.collect(ctx):
             seen.add(ev.name)
+            count += 1
+            unknown += not ev.state.known
             sink(ev)
+        log.info("%s: %d evidence records (%d could not be read) in %.1f s", source, count, unknown,
+                 time.monotonic() - t0)
         return "collected"
     except Exception as exc:  # one source failing never stops the others
         log.error("%s collector failed: %s: %s", source, type(exc).__name__, exc)
