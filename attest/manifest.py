@@ -13,7 +13,7 @@ from typing import Any
 
 from attest.errors import UsageError
 from attest.model import canonical_json, sha256_bytes
-from attest.store import is_bundle, list_bundles
+from attest.store import BUNDLE_NAME, is_bundle, list_bundles
 
 MANIFEST = "manifest.json"
 FORMAT = "attest-bundle/1"
@@ -108,10 +108,24 @@ def resolve_bundles(target: str | Path) -> list[Path]:
     return bundles
 
 
-def verify(target: str | Path) -> tuple[list[Path], list[str]]:
-    """Verify a bundle or every bundle of a directory and their chain: (bundles, problems)."""
+def verify(target: str | Path, *, allow_pruned: bool = False) -> tuple[list[Path], list[str]]:
+    """Verify a bundle or every bundle of a directory and their chain: (bundles, problems).
+
+    For a directory, the chain must also be whole at its start: the oldest bundle links to no
+    earlier one (it is the first scan), unless ``allow_pruned`` (old bundles deleted on purpose).
+    A folder named like a bundle but without a manifest is a problem too."""
     bundles = resolve_bundles(target)
     problems: list[str] = []
+    folder = Path(target)
+    if not is_bundle(folder):
+        for p in sorted(folder.iterdir()):
+            if p.is_dir() and BUNDLE_NAME.match(p.name) and not (p / MANIFEST).is_file():
+                problems.append(f"{p.name}: manifest.json: missing (an incomplete or altered bundle)")
+        first_link = read_manifest(bundles[0]).get("previous") if (bundles[0] / MANIFEST).is_file() else None
+        if first_link and not allow_pruned:
+            problems.append(f"{bundles[0].name}: manifest.json: chain broken: links to "
+                            f"{first_link.get('bundle')}, which is not in the folder "
+                            "(use --allow-pruned if older bundles were deleted on purpose)")
     for b in bundles:
         problems.extend(verify_bundle(b))
     problems.extend(verify_chain(bundles))

@@ -24,9 +24,9 @@ from attest.config import LoadedConfig
 from attest.engine import evaluate
 from attest.manifest import build_manifest, write_manifest
 from attest.model import ControlResult, Evidence, EvidenceState, Status, isoformat, parse_time, utcnow
-from attest.store import BundleWriter, list_bundles
+from attest.store import BundleWriter, bundle_time, list_bundles
 from collectors import SOURCES, load_collector
-from collectors.base import CollectContext
+from collectors.base import WITHOUT_CONFIG_FILE, CollectContext
 from controls import Control, load_catalog
 
 log = logging.getLogger("attest.scan")
@@ -88,15 +88,30 @@ def _out_dir_lock(out: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _previous_scan_at(out: Path) -> datetime | None:
-    bundles = list_bundles(out)
-    if not bundles:
-        return None
+def _bundle_started_at(bundle: Path) -> datetime:
     try:
-        data = json.loads((bundles[-1] / "results.json").read_text(encoding="utf-8"))
-        return parse_time(data["scan"]["started_at"])
+        data = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
+        return parse_time(data["scan"]["started_at"]) or bundle_time(bundle.name)
     except (OSError, ValueError, KeyError):
+        return bundle_time(bundle.name)
+
+
+def last_collected(out: Path) -> Callable[[str, str], datetime | None]:
+    """``(name, scope) -> when`` the newest complete bundle holding that evidence with state ok
+    was started; None if no bundle has it. Lets a collector window "since the last good read"."""
+    bundles = list_bundles(out)
+
+    def lookup(name: str, scope: str) -> datetime | None:
+        rel = Evidence(name=name, scope=scope, state=EvidenceState.OK).path
+        for bundle in reversed(bundles):
+            try:
+                state = json.loads((bundle / rel).read_text(encoding="utf-8")).get("state")
+            except (OSError, ValueError):
+                continue
+            if state == EvidenceState.OK.value:
+                return _bundle_started_at(bundle)
         return None
+    return lookup
 
 
 def plan_sources(config: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
@@ -106,7 +121,9 @@ def plan_sources(config: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
     for source in SOURCES:
         cls = load_collector(source)
         section = config.section(source)
-        if section is None and not cls.enabled_without_config:
+        mode = cls.enabled_without_config
+        runs_anyway = mode is True or (mode == WITHOUT_CONFIG_FILE and config.path is None)
+        if section is None and not runs_anyway:
             skipped[source] = f"skipped: no '{source}' section in the config"
             continue
         run[source] = cls(section if section is not None else cls.Config())
@@ -140,21 +157,23 @@ def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime
              progress: Callable[[str], None] | None = None, demo: bool = False,
              exceptions: Any = None) -> ScanOutcome:
     started = now or utcnow()
+    t0 = time.monotonic()
+    clock = (lambda: started + timedelta(seconds=time.monotonic() - t0)) if now else utcnow
     out = Path(out_dir) if out_dir else config.output_dir
     capture = _LogCapture()
     logging.getLogger("attest").addHandler(capture)
     try:
-        return _run(config, out, started, progress or (lambda step: None), demo, capture,
+        return _run(config, out, started, clock, progress or (lambda step: None), demo, capture,
                     exceptions)
     finally:
         logging.getLogger("attest").removeHandler(capture)
 
 
-def _run(config: LoadedConfig, out: Path, started: datetime, progress: Callable[[str], None],
+def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[], datetime],
+         progress: Callable[[str], None],
          demo: bool, capture: _LogCapture, exceptions: Any) -> ScanOutcome:
     collectors, skipped = plan_sources(config)
     catalog: tuple[Control, ...] = load_catalog()
-    t0 = time.monotonic()
     writer = BundleWriter(out, started)
     records: list[Evidence] = []
     lock = threading.Lock()
@@ -167,7 +186,7 @@ def _run(config: LoadedConfig, out: Path, started: datetime, progress: Callable[
             log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
 
     try:
-        ctx = CollectContext(now=started, previous_scan_at=_previous_scan_at(out),
+        ctx = CollectContext(now=started, last_collected=last_collected(out),
                              progress=progress, output_dir=out)
         log.info("scan %s started: sources %s; skipped %s", writer.name, ", ".join(collectors) or "none",
                  ", ".join(skipped) or "none")
@@ -178,7 +197,7 @@ def _run(config: LoadedConfig, out: Path, started: datetime, progress: Callable[
             source_status[s] = {"status": "skipped", "detail": reason}
         params = config.model.controls
         results_list = evaluate(catalog, records, params, started, skipped, exceptions)
-        finished = started + timedelta(seconds=time.monotonic() - t0)
+        finished = clock()
         controls_json = [r.to_json() for r in results_list]
         incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
         results = {

@@ -10,7 +10,9 @@ A collector class has:
 * ``source``: its name, the first part of every evidence name it produces and its config key;
 * ``Config``: a pydantic model for its config section (``extra="forbid"``; secrets as SecretStr);
 * ``produces``: every evidence name it may yield (the catalog may only reference these);
-* ``enabled_without_config``: True when it runs with no config section (AWS: default chain);
+* ``enabled_without_config``: whether it runs when its config section is missing: True (always),
+  False (never: the source is skipped and the report says so), or ``WITHOUT_CONFIG_FILE`` (only
+  when attest runs with no config file at all: AWS on the default credential chain);
 * ``__init__(self, config)`` and ``collect(self, ctx) -> Iterator[Evidence]``.
 """
 from __future__ import annotations
@@ -26,11 +28,16 @@ from pydantic import BaseModel
 from attest.model import Evidence, EvidenceState, isoformat, utcnow
 
 
+WITHOUT_CONFIG_FILE = "without_config_file"
+
+
 @dataclass
 class CollectContext:
-    """What a scan hands a collector: its clock, the previous scan's time, a logger, progress."""
+    """What a scan hands a collector: its clock, when evidence was last collected, a logger,
+    progress, and the output folder."""
     now: datetime = field(default_factory=utcnow)
-    previous_scan_at: datetime | None = None
+    # when (name, scope) was last collected with state ok in a complete bundle (None: never)
+    last_collected: Callable[[str, str], datetime | None] = lambda name, scope: None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("attest.collect"))
     progress: Callable[[str], None] = lambda step: None
     output_dir: Path | None = None
@@ -46,7 +53,7 @@ class Collector(Protocol):
     source: ClassVar[str]
     Config: ClassVar[type[BaseModel]]
     produces: ClassVar[tuple[str, ...]]
-    enabled_without_config: ClassVar[bool]
+    enabled_without_config: ClassVar[bool | str]
 
     def __init__(self, config: Any) -> None: ...
 

@@ -171,8 +171,11 @@ class GithubCollector:
         ctx.progress("github: merged pull requests")
         until = ctx.now
         since = until - timedelta(days=self.config.changes_lookback_days)
-        if ctx.previous_scan_at is not None and ctx.previous_scan_at > since:
-            since = ctx.previous_scan_at
+        # since the last scan that read the merged pulls successfully (a failed night must not
+        # leave a hole in the window), at most changes_lookback_days back
+        last_ok = ctx.last_collected(PULLS, self.scope)
+        if last_ok is not None and last_ok > since:
+            since = last_ok
         yield self._graphql(ctx, PULLS, "search(is:pr is:merged)",
                             "read pull requests and reviews (Pull requests: read / repo)",
                             lambda: {"since": isoformat(since), "until": isoformat(until),

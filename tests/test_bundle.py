@@ -70,6 +70,24 @@ def test_chain_and_tamper_detection(demo_scan, tmp_path: Path) -> None:
     assert any("chain broken" in p for p in verify(out)[1])
 
 
+def test_deleted_history_or_manifest_is_caught(demo_scan, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = demo_scan(NOW).bundle
+    second = demo_scan(NOW + timedelta(days=1)).bundle
+    shutil.rmtree(first)
+    problems = verify(out)[1]
+    assert problems == [f"{second.name}: manifest.json: chain broken: links to {first.name}, which "
+                        "is not in the folder (use --allow-pruned if older bundles were deleted on "
+                        "purpose)"]
+    assert verify(out, allow_pruned=True)[1] == []
+    assert main(["verify", str(out)]) == 1
+    assert main(["verify", "--allow-pruned", str(out)]) == 0
+    third = demo_scan(NOW + timedelta(days=2)).bundle
+    (third / "manifest.json").unlink()
+    assert f"{third.name}: manifest.json: missing (an incomplete or altered bundle)" in \
+        verify(out, allow_pruned=True)[1]
+
+
 def test_verify_cli(demo_scan, capsys: pytest.CaptureFixture[str]) -> None:
     b = demo_scan().bundle
     assert main(["verify", str(b)]) == 0

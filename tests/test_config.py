@@ -86,3 +86,14 @@ def test_digest_is_stable_and_has_no_secret(tmp_path: Path, monkeypatch: pytest.
     b = load_config(p)
     assert a.digest == b.digest  # the digest covers the file as written, never the values
     assert a.model.output_dir == "out-a"
+
+
+def test_a_config_file_without_aws_skips_aws(tmp_path: Path) -> None:
+    from attest.scan import plan_sources
+    p = write(tmp_path, "output_dir: out\n")
+    run, skipped = plan_sources(load_config(p))
+    assert "aws" in skipped and "aws" not in run and "manual" in run
+    run, skipped = plan_sources(load_config(write(tmp_path, "aws: {}\n")))
+    assert "aws" in run
+    run, skipped = plan_sources(load_config(None))  # no file at all: the default chain
+    assert "aws" in run and set(skipped) == {"github", "okta", "datadog"}

@@ -28,7 +28,7 @@ from collectors.aws import cloudtrail, guardduty, iam, kms, s3
 from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
                                     failure, open_accounts)
 from collectors.aws.specs import PRODUCES, SPECS, Spec, iam_action
-from collectors.base import CollectContext
+from collectors.base import WITHOUT_CONFIG_FILE, CollectContext
 
 __all__ = ["AwsCollector", "Config", "AccountConfig"]
 
@@ -72,7 +72,7 @@ class AwsCollector:
     source: ClassVar[str] = "aws"
     Config: ClassVar[type[BaseModel]] = Config
     produces: ClassVar[tuple[str, ...]] = PRODUCES
-    enabled_without_config: ClassVar[bool] = True
+    enabled_without_config: ClassVar[bool | str] = WITHOUT_CONFIG_FILE
 
     def __init__(self, config: Config | None = None,
                  session_factory: SessionFactory = boto3.Session) -> None:

@@ -38,7 +38,7 @@ def collect(url: str, org: str = "acme", token: str = TOKEN, previous: datetime 
             **cfg: Any) -> dict[str, Evidence]:
     config = Config(org=org, base_url=url, token=token, **cfg) if "app_id" not in cfg \
         else Config(org=org, base_url=url, **cfg)
-    records = list(GithubCollector(config).collect(CollectContext(now=NOW, previous_scan_at=previous)))
+    records = list(GithubCollector(config).collect(CollectContext(now=NOW, last_collected=lambda name, scope: previous)))
     assert [r.name for r in records] == list(GithubCollector.produces)
     return {r.name: r for r in records}
 

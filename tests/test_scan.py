@@ -1,0 +1,44 @@
+"""Scan orchestration details: look-back windows across failed nights, timestamps."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from attest.config import load_config
+from attest.model import isoformat, parse_time
+from attest.scan import run_scan
+from tests.conftest import NOW
+
+
+def pulls_window(bundle: Path) -> tuple[str, str]:
+    path = next((bundle / "evidence/github").rglob("github.merged_pulls.json"))
+    record = json.loads(path.read_text())
+    return record["state"], record["payload"] and record["payload"]["since"]
+
+
+def test_a_failed_night_leaves_no_hole_in_the_review_window(demo, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    good = load_config(None, overrides=demo.config)
+    monkeypatch.setenv("ATTEST_TEST_BAD_GH", "ghp_wrong")
+    bad = load_config(None, overrides={**demo.config, "github": {**demo.config["github"],
+                                                                 "token": "${ATTEST_TEST_BAD_GH}"}})
+    night1 = run_scan(good, out_dir=out, now=NOW - timedelta(days=2))
+    night2 = run_scan(bad, out_dir=out, now=NOW - timedelta(days=1))
+    night3 = run_scan(good, out_dir=out, now=NOW)
+    assert pulls_window(night1.bundle)[0] == "ok"
+    assert pulls_window(night2.bundle)[0] == "denied"
+    state, since = pulls_window(night3.bundle)
+    assert state == "ok"
+    assert since == isoformat(NOW - timedelta(days=2)), "the window starts at the last good read"
+
+
+def test_times_are_ordered(demo_scan) -> None:
+    outcome = demo_scan()
+    scan = outcome.results["scan"]
+    manifest = json.loads((outcome.bundle / "manifest.json").read_text())
+    assert parse_time(scan["started_at"]) <= parse_time(scan["finished_at"])
+    assert manifest["created_at"] == scan["finished_at"]
