@@ -253,10 +253,15 @@ def changes_reviewed(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Findi
             approvals = [r for r in reviews.get("nodes") or [] if r.get("state") == "APPROVED"]
             by_others = [r for r in approvals
                          if (r.get("author") or {}).get("login") not in (None, author)]
-            before = [r for r in by_others
-                      if (parse_time(r.get("submittedAt")) or merged) <= merged]
+            dated = [(r, parse_time(r.get("submittedAt"))) for r in by_others]
+            before = [r for r, at in dated if at is not None and at <= merged]
+            undated = [r for r, at in dated if at is None]
             if before:
                 yield passed(resource, f"approved by {before[0]['author']['login']} before the merge")
+            elif undated:   # a missing submission time is unknown, never "before the merge"
+                who = ", ".join(sorted({r["author"]["login"] for r in undated}))
+                yield errored(resource, f"approval by {who} has no submission time (submittedAt "
+                                        "missing): cannot tell whether it came before the merge")
             elif (reviews.get("totalCount") or 0) > len(reviews.get("nodes") or []):
                 yield errored(resource, "more approving reviews than were fetched; cannot tell")
             elif by_others:

@@ -272,3 +272,32 @@ def test_changes_out_of_scope_are_skipped() -> None:
                max_lookback_days=5)[0] is Status.NOT_APPLICABLE
     denied = rec("merged_pulls", None, EvidenceState.ERROR)
     assert run("github.changes_reviewed", denied)[0] is Status.ERROR
+
+
+def undated(pr: dict[str, Any], who: str, missing: Any = None) -> dict[str, Any]:
+    """Add an approval by ``who`` whose submission time is unknown (null, "" or no key)."""
+    node = {"author": {"login": who}, "state": "APPROVED"}
+    if missing != "no key":
+        node["submittedAt"] = missing
+    pr["reviews"]["nodes"].append(node)
+    pr["reviews"]["totalCount"] += 1
+    return pr
+
+
+@pytest.mark.parametrize("missing", [None, "", "no key"])
+def test_approval_without_submission_time_is_never_a_pass(missing: Any) -> None:
+    control = catalog_by_id()["github.changes_reviewed"]
+    only_undated = undated(pull(1, 2, []), "bob", missing)
+    result = evaluate_control(control, [changes(only_undated)], control.param_values({}), NOW)
+    assert result.status is Status.ERROR
+    assert [f.resource for f in result.findings] == ["acme/api#1"]
+    assert "bob" in result.findings[0].detail and "submittedAt" in result.findings[0].detail
+    # an undated approval next to one after the merge may have come first: still unknown
+    late_and_undated = undated(pull(1, 2, [("carol", 1)]), "bob", missing)
+    assert run("github.changes_reviewed", changes(late_and_undated))[0] is Status.ERROR
+    # a dated approval before the merge is enough on its own
+    early_and_undated = undated(pull(1, 2, [("carol", -1)]), "bob", missing)
+    assert run("github.changes_reviewed", changes(early_and_undated))[0] is Status.PASS
+    # the author's own undated approval changes nothing: merged without review
+    own = undated(pull(1, 2, []), "alice", missing)
+    assert run("github.changes_reviewed", changes(own))[0] is Status.FAIL
