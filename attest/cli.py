@@ -122,6 +122,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     else:
         config = load_config(config_path)
         out = Path(args.out) if args.out else config.output_dir
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: output path exists and is not a directory")
     exceptions = _load_exceptions(config)
     try:
         with progress_reporter() as step:

@@ -142,8 +142,9 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         model = config_model().model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        msg = err["msg"]
+        # drop pydantic's union-member tags ("literal['all']", "list[str]") from the location
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif "input" in err and not isinstance(err["input"], (dict, list)) and err["type"] != "missing":

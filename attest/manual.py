@@ -75,6 +75,9 @@ def cmd_evidence_add(args: argparse.Namespace) -> int:
         valid_until = date.fromisoformat(args.valid_until)
     except ValueError:
         raise UsageError(f"--valid-until: expected YYYY-MM-DD, got {args.valid_until!r}") from None
+    if valid_until < date.today() and not args.allow_expired:
+        raise UsageError(f"--valid-until {valid_until} is in the past: this document would count as "
+                         "expired at once (add --allow-expired to store it anyway)")
     meta = add_document(_output_dir(args), args.control_id, Path(args.file), valid_until, args.note)
     print(f"stored {meta['filename']} for {meta['control']} (sha256 {meta['sha256']}, "
           f"valid until {meta['valid_until']})")

@@ -117,6 +117,8 @@ def select(controls: tuple[Control, ...] | list[Control], *, source: str | None 
            criterion: str | None = None) -> list[Control]:
     """Filter controls by source (``aws``) and/or criterion (``CC6.1`` or a family ``CC6``)."""
     out = []
+    criterion = criterion.upper() if criterion else criterion
+    source = source.lower() if source else source
     for c in controls:
         if source and c.source != source:
             continue

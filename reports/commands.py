@@ -44,6 +44,8 @@ def register(sub: Any) -> None:
     add.add_argument("file")
     add.add_argument("--valid-until", required=True, help="YYYY-MM-DD: when this evidence expires")
     add.add_argument("--note", default="", help="a short description (e.g. who approved it)")
+    add.add_argument("--allow-expired", action="store_true",
+                     help="store a document whose validity has already ended (kept for the record)")
     add.add_argument("--dir", help="output folder (default: config output_dir)")
     add.add_argument("--config", help="config file")
     add.set_defaults(func=_lazy("attest.manual:cmd_evidence_add"))

@@ -91,7 +91,15 @@ def test_permissions_and_controls_commands(capsys: pytest.CaptureFixture[str]) -
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert actions and all(a.split(":")[1].startswith(("Describe", "Get", "List", "Generate"))
                            for a in actions)
-    assert main(["controls", "--criterion", "CC8"]) == 0
+    assert main(["controls", "--criterion", "cc8"]) == 0
     assert "github.branch_review_required" in capsys.readouterr().out
     assert main(["controls", "--source", "nope"]) == 2
     assert main(["frobnicate"]) == 2
+
+
+def test_out_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["scan", "--out", str(afile)]) == 2
+    assert capsys.readouterr().err.strip() == \
+        f"attest: error: {afile}: output path exists and is not a directory"

@@ -97,3 +97,11 @@ def test_a_config_file_without_aws_skips_aws(tmp_path: Path) -> None:
     assert "aws" in run
     run, skipped = plan_sources(load_config(None))  # no file at all: the default chain
     assert "aws" in run and set(skipped) == {"github", "okta", "datadog"}
+
+
+@pytest.mark.parametrize("value", ["us-east-1", "5", "[us-east-1, 7]", "[]"])
+def test_regions_error_names_the_key(tmp_path: Path, value: str) -> None:
+    p = write(tmp_path, f"aws:\n  regions: {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert str(exc.value).startswith(f"{p}:2: aws.regions: expected 'all' or a list of region names")

@@ -87,6 +87,11 @@ def test_cli_add_and_list(tmp_path: Path, doc: Path, capsys: pytest.CaptureFixtu
     assert main(["evidence", "add", "manual.penetration_test", str(doc), "--valid-until",
                  "next year", "--dir", str(out)]) == 2
     assert "--valid-until: expected YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["evidence", "add", "manual.penetration_test", str(doc), "--valid-until",
+                 "2020-01-01", "--dir", str(out)]) == 2
+    assert "is in the past" in capsys.readouterr().err
+    assert main(["evidence", "add", "manual.penetration_test", str(doc), "--valid-until",
+                 "2020-01-01", "--dir", str(out), "--allow-expired"]) == 0
 
 
 def test_scan_bundle_records_manual_evidence(demo_scan, tmp_path: Path, doc: Path) -> None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import partial
+import re
 from typing import Any, Callable, ClassVar, Iterator, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from attest.model import Evidence, EvidenceState
 from collectors.aws import cloudtrail, guardduty, iam, kms, s3
@@ -59,6 +60,9 @@ class AccountConfig(BaseModel):
         return self
 
 
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     regions: Literal["all"] | list[str] = "all"   # "all": the account's enabled regions
@@ -66,6 +70,14 @@ class Config(BaseModel):
     accounts: list[AccountConfig] = []            # empty: the default credential chain
     page_size: int | None = Field(None, ge=1)     # small pages (tests); raised to each API's minimum
     max_workers: int = Field(8, ge=1, le=64)
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _regions(cls, value: Any) -> Any:
+        if value == "all" or (isinstance(value, list) and value and all(
+                isinstance(r, str) and REGION.fullmatch(r) for r in value)):
+            return value
+        raise ValueError("expected 'all' or a list of region names such as [us-east-1, eu-west-1]")
 
 
 class AwsCollector:
