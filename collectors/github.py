@@ -8,6 +8,7 @@ never as SDK model dumps. Branch protection, rulesets and merged pull requests c
 """
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,28 @@ PULLS = "github.merged_pulls"
 
 PER_PAGE = 100
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+
+
+# A token in a JSON body ("token": "..."), a GitHub token by its prefix, or a JWT.
+_SECRET = re.compile(r'("token"\s*:\s*")[^"]+|\bgh[opsur]_\w+|\beyJ[\w-]+\.[\w-]+\.[\w-]+')
+
+
+class _RedactSecrets(logging.Filter):
+    """PyGithub's DEBUG lines carry response bodies, e.g. a GitHub App's installation token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = _SECRET.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _redact_sdk_debug_log() -> None:
+    """Install the filter on PyGithub's request logger (once)."""
+    logger = logging.getLogger("github.Requester")
+    if not any(isinstance(f, _RedactSecrets) for f in logger.filters):
+        logger.addFilter(_RedactSecrets())
 
 
 class Config(BaseModel):
@@ -87,6 +110,7 @@ class GithubCollector:
     def _client(self) -> Any:
         from github import Auth, Github, GithubRetry
 
+        _redact_sdk_debug_log()
         cfg = self.config
         if cfg.token is not None:
             auth: Any = Auth.Token(cfg.token.get_secret_value())

@@ -75,7 +75,10 @@ class Config(BaseModel):
     def sdk_settings(self) -> dict[str, Any]:
         """The SDK's ``client`` configuration (holds the secret: never log it)."""
         settings: dict[str, Any] = {"orgUrl": self.org_url, "requestTimeout": self.timeout,
-                                    "rateLimit": {"maxRetries": 0}}   # attest paces itself
+                                    "rateLimit": {"maxRetries": 0},   # attest paces itself
+                                    # an okta.yaml may turn the SDK's logging on; at DEBUG it
+                                    # logs each request with its Authorization header
+                                    "logging": {"enabled": False}}
         if self.token is not None:
             settings.update(authorizationMode="SSWS", token=self.token.get_secret_value())
         else:

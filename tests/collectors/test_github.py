@@ -292,3 +292,70 @@ def test_fake_rest_shapes_seen_through_pygithub(server: Any) -> None:
     with pytest.raises(BadCredentialsException) as bad:
         Github(auth=Auth.Token("nope"), base_url=url, retry=None).get_organization("acme").login
     assert bad.value.data["documentation_url"].startswith("https://docs.github.com/")
+
+
+def _key_pair() -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, public
+
+
+def _secret_pieces(pem: str, tokens: list[str], jwts: list[str]) -> set[str]:
+    """The secrets as whole strings, plus each PEM body line and each JWT's signature alone."""
+    pieces = {pem.strip(), *tokens, *jwts, *(j.rsplit(".", 1)[1] for j in jwts)}
+    pieces.update(line for line in pem.splitlines() if line and not line.startswith("-----"))
+    return pieces
+
+
+def _assert_nothing_leaks(records: list[Evidence], log_text: str, secrets: set[str]) -> None:
+    from attest.model import canonical_json
+    blobs = {f"{r.name} {r.scope}": canonical_json(r.to_json()) for r in records}
+    blobs["<caplog>"] = log_text.encode()
+    assert len(blobs) > 1 and log_text, "nothing to search"
+    for where, data in blobs.items():
+        for secret in secrets:
+            assert secret.encode() not in data, f"{secret[:8]}... leaked into {where}"
+
+
+@pytest.mark.parametrize("key_in", ["private_key_path", "private_key"])
+def test_github_app_secrets_reach_neither_evidence_nor_logs(tmp_path: Any, caplog: Any,
+                                                            key_in: str) -> None:
+    """The App key PEM, the JWT signed with it and the issued ghs_ token stay out of every
+    record and every log line, with the SDK's and urllib3's loggers at DEBUG."""
+    import logging
+
+    from attest.demo.fake_github import FakeGithub
+    from attest.demo.fake_github_world import App
+
+    pem, public = _key_pair()
+    w = world(repos=[Repo("api", protection=Protection())], members=[Member("bob")],
+              app=App(app_id=321, installation_id=654, public_key_pem=public))
+    fake = FakeGithub(w)
+    jwts: list[str] = []
+    issue = fake.installation_token
+    fake.installation_token = lambda parts, jwt_token: (jwts.append(jwt_token),
+                                                        issue(parts, jwt_token))[1]
+    srv = LocalServer(fake)
+    srv.start()
+    try:
+        key = {"private_key_path": str(tmp_path / "app.pem")} if key_in == "private_key_path" \
+            else {"private_key": pem.decode()}
+        (tmp_path / "app.pem").write_bytes(pem)
+        import github  # noqa: F401  (its import pins the "github" logger to INFO: import first)
+        for name in (None, "github", "urllib3", "attest"):
+            caplog.set_level(logging.DEBUG, logger=name)
+        records = collect(srv.url, app_id=321, installation_id=654, **key)
+    finally:
+        srv.stop()
+    issued = [t for t in w.tokens if t.startswith("ghs_")]
+    assert all(r.state is EvidenceState.OK for r in records.values())
+    assert len(issued) == 1 and jwts, "the App flow ran against the fake"
+    assert any(r.name == "github.Requester" and "access_tokens" in r.getMessage()
+               for r in caplog.records), "PyGithub's DEBUG lines were captured"
+    _assert_nothing_leaks(list(records.values()), caplog.text,
+                         _secret_pieces(pem.decode(), issued, jwts))

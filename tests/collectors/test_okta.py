@@ -299,3 +299,45 @@ def test_exhausted_rate_limit_budget_pauses_before_the_next_call(world, server):
     ev = collect(server.url, sleeps, rate_limit_max_wait=120)
     assert ev["okta.users"].state is EvidenceState.OK
     assert sleeps and all(0 < s <= 61 for s in sleeps)
+
+
+@pytest.mark.parametrize("okta_yaml", [False, True])
+def test_oauth_secrets_reach_neither_evidence_nor_logs(world, rsa_keys, tmp_path: Path,
+                                                       monkeypatch, caplog, okta_yaml: bool):
+    """The private key PEM, the client assertion JWT and the issued access token stay out of
+    every record and every log line at DEBUG, even when an okta.yaml on the machine turns the
+    SDK's own logging on (it logs each request with its headers at DEBUG)."""
+    import logging
+
+    from attest.model import canonical_json
+
+    if okta_yaml:
+        settings = tmp_path / "okta.yaml"
+        settings.write_text("okta:\n  client:\n    logging:\n      enabled: true\n"
+                            "      logLevel: 10\n")
+        monkeypatch.setattr("okta.config.config_setter._LOCAL_YAML_PATH", str(settings))
+    private, public = rsa_keys
+    world.apps["0oaAttestSvc"] = fk.OAuthApp(public)
+    world.add_user(fk.user("a@acme.example", last_login=days(1)), [fk.factor("push")])
+    fake = fk.FakeOkta(world)
+    assertions: list[str] = []
+    issue = fake.token
+    fake.token = lambda request: (assertions.append(request.form.get("client_assertion", "")),
+                                  issue(request))[1]
+    srv = LocalServer(fake)
+    srv.start()
+    try:
+        for name in (None, "okta", "okta-sdk-python", "urllib3", "aiohttp", "attest"):
+            caplog.set_level(logging.DEBUG, logger=name)
+        ev = collect(srv.url, token=None, client_id="0oaAttestSvc", private_key=private)
+    finally:
+        srv.stop()
+    assert {r.state for r in ev.values()} == {EvidenceState.OK}
+    assert len(world.issued) == 1 and assertions, "the OAuth flow ran against the fake"
+    secrets = {private.strip(), *world.issued, *assertions, *(a.rsplit(".", 1)[1] for a in assertions)}
+    secrets.update(line for line in private.splitlines() if line and not line.startswith("-----"))
+    blobs = {f"{r.name} {r.scope}": canonical_json(r.to_json()) for r in ev.values()}
+    blobs["<caplog>"] = caplog.text.encode()
+    for where, data in blobs.items():
+        for secret in secrets:
+            assert secret.encode() not in data, f"{secret[:8]}... leaked into {where}"
