@@ -358,4 +358,4 @@ def test_github_app_secrets_reach_neither_evidence_nor_logs(tmp_path: Any, caplo
     assert any(r.name == "github.Requester" and "access_tokens" in r.getMessage()
                for r in caplog.records), "PyGithub's DEBUG lines were captured"
     _assert_nothing_leaks(list(records.values()), caplog.text,
-                         _secret_pieces(pem.decode(), issued, jwts))
+                          _secret_pieces(pem.decode(), issued, jwts))
