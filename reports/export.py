@@ -2,11 +2,12 @@
 
 Steps: pick the bundles whose scan day (UTC date of ``started_at``) is in the period; verify each
 bundle's files against its manifest and the hash chain between them, including the first bundle's
-link to the newest bundle before the period when that bundle is in the folder; load results;
-build the coverage tables (reports.coverage), the coverage page, the OSCAL assessment results
-(reports.oscal), index.html and README.txt; write the zip under a temporary name, re-hashing each
-bundle file as it is copied, and rename it. Any mismatch raises IntegrityError naming the bundle
-and the file, and no zip is left behind.
+link to the newest bundle before the period when that bundle is in the folder; check every
+manual evidence document the bundles recorded against its recorded sha256 (reports.export_manual);
+load results; build the coverage tables (reports.coverage), the coverage page, the OSCAL
+assessment results (reports.oscal), index.html and README.txt; write the zip under a temporary
+name, re-hashing each bundle file and document as it is copied, and rename it. Any mismatch raises
+IntegrityError naming the bundle and the file (or document), and no zip is left behind.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from attest.manifest import MANIFEST, manifest_sha256, read_manifest, verify_bun
 from attest.model import canonical_json, isoformat, parse_time, sha256_bytes, utcnow
 from attest.store import bundle_time, list_bundles
 from reports.coverage import Coverage, Scan, build_coverage, period_days
+from reports.export_manual import Document, read_document, recorded_documents
 from reports.oscal import BundleFiles, build_assessment_results
 
 OSCAL_FILE = "assessment-results.oscal.json"
@@ -44,6 +46,8 @@ FILES = {
                 "files pinned by sha256, findings for failing controls, exceptions as risks",
     "bundles/": "the scan bundles of the period, byte for byte, each with its manifest.json",
 }
+MANUAL_FILES = ("manual/", "the manual evidence documents the period's scans recorded, byte for "
+                "byte, each matching the sha256 its first bundle of the period recorded")
 
 
 @dataclass
@@ -150,7 +154,8 @@ def render_coverage(coverage: Coverage, period: Period) -> str:
         period=period, days=days, rows=rows, tool_version=__version__)
 
 
-def _context(period: Period, coverage: Coverage, generated_at: datetime) -> dict[str, Any]:
+def _context(period: Period, coverage: Coverage, generated_at: datetime,
+             documents: list[Document]) -> dict[str, Any]:
     by_day = {}
     for s in period.scans:
         by_day.setdefault(s.day.isoformat(), []).append(s.bundle)
@@ -165,8 +170,9 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime) -> dict
                     for s in period.scans],
         "missing_days": [d for d in days if d not in by_day],
         "multi_days": {d: b for d, b in by_day.items() if len(b) > 1},
-        "files": FILES, "exceptions": exceptions_in_period(period.scans),
-        "manual": manual_status(period.scans),
+        "files": dict([*FILES.items(), MANUAL_FILES]) if documents else FILES,
+        "exceptions": exceptions_in_period(period.scans),
+        "manual": manual_status(period.scans), "documents": [d.row() for d in documents],
         "summary": _records(coverage.summary),
     }
 
@@ -198,6 +204,11 @@ def render_readme(ctx: dict[str, Any]) -> str:
     lines += ["", "Manual evidence (documents) at the last scan:"]
     lines += [f"  {m['id']}: {m['status']}" + "".join(f"\n      {f}" for f in m["findings"])
               for m in ctx["manual"]] or ["  none"]
+    lines += ["", "Manual evidence documents recorded in the period (control, file name, sha256, "
+              "valid until, status at the last scan; file in this zip):"]
+    lines += [f"  {d['control']}  {d['filename']}  {d['sha256']}  valid until {d['valid_until']}  "
+              f"{d['status']}\n      {d['path']} (first recorded by {d['bundle']})"
+              for d in ctx["documents"]] or ["  none"]
     return "\n".join(lines) + "\n"
 
 
@@ -249,9 +260,13 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
     if start > end:
         raise UsageError(f"--from {start} is after --to {end}")
     generated_at = (now or utcnow()).replace(microsecond=0)
-    period = verify_period(Path(out_dir), start, end)
+    out_dir = Path(out_dir)
+    period = verify_period(out_dir, start, end)
+    documents = recorded_documents(out_dir, [(b, period.manifest_sha[b.name])
+                                             for b in period.bundles],
+                                   max(s.started_at for s in period.scans).date())
     coverage = build_coverage(period.scans, start, end)
-    ctx = _context(period, coverage, generated_at)
+    ctx = _context(period, coverage, generated_at, documents)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     out = _ZipOut(dest, f"attest-export-{start.isoformat()}-{end.isoformat()}")
@@ -261,6 +276,8 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
             files = out.add_bundle(b, period.manifest_sha[b.name])
             bundles[b.name] = BundleFiles(b.name, f"bundles/{b.name}", period.manifest_sha[b.name],
                                           files)
+        for doc in documents:
+            out.add(doc.path, read_document(out_dir, doc), bundle_time(doc.bundle))
         oscal = build_assessment_results(period.scans, bundles, start, end, ctx["exceptions"],
                                          generated_at)
         out.add(OSCAL_FILE, canonical_json(oscal), generated_at)

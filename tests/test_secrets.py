@@ -45,3 +45,29 @@ def test_no_secret_reaches_any_written_file(demo, tmp_path: Path, monkeypatch: p
         for secret in secrets:
             assert secret.encode() not in data, f"{secret[:6]}... leaked into {path}"
     assert outcome.results["scan"]["sources"]["aws"]["status"] == "collected"
+
+
+def test_no_secret_reaches_the_auditor_export(demo, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    from attest.manual import add_document
+    from reports.export import export_period
+
+    for k, v in PLANTED.items():
+        monkeypatch.setenv(k, v)
+    secrets = set(PLANTED.values())
+    for source in demo.sources.values():
+        secrets.update(v for k, v in source.env.items() if not k.startswith("AWS_"))
+    out = tmp_path / "out"
+    policy = tmp_path / "policy.pdf"
+    policy.write_bytes(b"%PDF security policy")
+    add_document(out, "manual.security_policies", policy, NOW.date().replace(year=NOW.year + 1))
+    run_scan(load_config(None, overrides=demo.config), out_dir=out, now=NOW, demo=True)
+    path = export_period(out, NOW.date(), NOW.date(), tmp_path / "export.zip")
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")}
+    assert len(members) > 20 and any("/manual/" in name for name in members)
+    for name, data in members.items():
+        for secret in secrets:
+            assert secret.encode() not in data, f"{secret[:6]}... leaked into {name}"
