@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from functools import partial
@@ -221,11 +222,26 @@ def _merge(into: dict[str, Any], page: dict[str, Any]) -> None:
             into.setdefault(key, value)
 
 
+# At DEBUG, botocore logs signed request headers (access key id, session token) and parsed
+# responses (AssumeRole credentials). Whatever level the host application sets, those loggers stay
+# at INFO while attest collects: secrets never reach a log.
+SECRET_BEARING_LOGGERS = ("botocore", "botocore.endpoint", "botocore.auth", "botocore.parsers",
+                          "botocore.hooks", "botocore.credentials", "boto3", "urllib3")
+
+
+def quiet_secret_logging() -> None:
+    for name in SECRET_BEARING_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
 def open_accounts(accounts: list[Any], endpoint_url: str | None,
                   factory: SessionFactory = boto3.Session) -> list[Account]:
     """The configured accounts (none configured: the default credential chain).
 
     Sessions are opened, and roles assumed, on first use, so a failure stays with its account."""
+    quiet_secret_logging()
     if not accounts:
         return [Account("default", factory, endpoint_url)]
     out = []
