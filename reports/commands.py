@@ -23,6 +23,12 @@ def register(sub: Any) -> None:
     r.add_argument("--out", help="where to write the HTML (default: ./attest-report.html)")
     r.set_defaults(func=_lazy("reports.html:cmd_report"))
 
+    h = sub.add_parser("history", help="the scans kept in the output folder, one line each")
+    h.add_argument("--dir", help="output folder (default: config output_dir)")
+    h.add_argument("--config", help="config file")
+    h.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    h.set_defaults(func=_lazy("reports.history:cmd_history"))
+
     d = sub.add_parser("diff", help="what changed between two bundles")
     d.add_argument("old", help="the older bundle")
     d.add_argument("new", help="the newer bundle")

@@ -121,3 +121,19 @@ def test_bad_paths_are_one_line_usage_errors(tmp_path: Path, capsys: pytest.Capt
     assert main(["diff", str(tmp_path / "missing"), str(good)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a bundle" in err
+
+
+def test_history_lists_every_scan(demo_scan, tmp_path, capsys) -> None:
+    from datetime import timedelta
+
+    from attest.cli import main
+    from tests.conftest import NOW
+    first = demo_scan(NOW)
+    second = demo_scan(NOW + timedelta(days=1))
+    assert main(["history", "--dir", str(tmp_path / "out"), "--json"]) == 0
+    import json
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["bundle"] for r in rows] == [first.bundle.name, second.bundle.name]
+    assert rows[0]["readiness"] == first.results["summary"]["readiness"]
+    assert rows[1]["counts"] == second.results["summary"]["counts"]
+    assert main(["history", "--dir", str(tmp_path / "empty")]) == 2

@@ -1,0 +1,54 @@
+"""``attest history [DIR]``: the scans kept in an output folder, one line each, oldest first."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from attest.errors import UsageError
+from attest.store import list_bundles
+
+
+def history_rows(out_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for bundle in list_bundles(out_dir):
+        try:
+            results = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rows.append({"bundle": bundle.name, "started_at": "", "readiness": None, "counts": {},
+                         "incomplete": "results.json unreadable"})
+            continue
+        scan, summary = results["scan"], results.get("summary", {})
+        rows.append({"bundle": bundle.name, "started_at": scan.get("started_at", ""),
+                     "readiness": summary.get("readiness"), "counts": summary.get("counts", {}),
+                     "incomplete": len(scan.get("incomplete", []))})
+    return rows
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    if args.dir:
+        out = Path(args.dir)
+    else:
+        from attest.config import load_config
+        out = load_config(args.config or os.environ.get("ATTEST_CONFIG")).output_dir
+    rows = history_rows(out)
+    if not rows:
+        raise UsageError(f"{out}: no bundles found")
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"{len(rows)} scans in {out}")
+    for col in ("bundle", "started", "readiness", "pass", "fail", "error", "unreadable evidence"):
+        table.add_column(col)
+    for r in rows:
+        c = r["counts"]
+        table.add_row(r["bundle"], r["started_at"], "" if r["readiness"] is None else f"{r['readiness']}%",
+                      str(c.get("pass", "")), str(c.get("fail", "")), str(c.get("error", "")),
+                      str(r["incomplete"] or ""))
+    Console(width=max(110, Console().width)).print(table)
+    return 0
