@@ -130,7 +130,7 @@ def load_exceptions(config: Any) -> ExceptionSet | None:
     if not path.is_absolute() and config.path is not None:
         path = config.path.parent / path
     if not path.is_file():
-        if "exceptions_file" in config.raw:
+        if name != "exceptions.yaml":  # a path other than the default must exist
             raise ConfigError("exceptions file not found", file=str(path), key="exceptions_file")
         return None
     return load_exceptions_file(path)

@@ -69,3 +69,17 @@ def test_bad_entry_names_line_and_key(tmp_path: Path) -> None:
                  "  expires: 2027-01-01\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"exceptions.yaml:1: 0.control: unknown control id"):
         load_exceptions_file(p)
+
+
+def test_missing_exceptions_file(tmp_path: Path) -> None:
+    from attest.config import load_config
+    from attest.exceptions import load_exceptions
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("exceptions_file: exceptions.yaml\n", encoding="utf-8")
+    assert load_exceptions(load_config(cfg)) is None  # the default path may be absent
+    cfg.write_text("exceptions_file: risk/accepted.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="accepted.yaml: exceptions_file: exceptions file not found"):
+        load_exceptions(load_config(cfg))
+    (tmp_path / "exceptions.yaml").write_text(EXC, encoding="utf-8")
+    cfg.write_text("output_dir: out\n", encoding="utf-8")
+    assert len(load_exceptions(load_config(cfg)).entries) == 2  # found next to the config
