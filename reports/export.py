@@ -174,6 +174,9 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime,
         "exceptions": exceptions_in_period(period.scans),
         "manual": manual_status(period.scans), "documents": [d.row() for d in documents],
         "summary": _records(coverage.summary),
+        # the bundles before the period are not in the zip: the chain starts at a missing link
+        "verify_command": ("attest verify --allow-pruned bundles/"
+                           if period.predecessor or period.unverified_link else "attest verify bundles/"),
     }
 
 
@@ -189,7 +192,7 @@ def render_readme(ctx: dict[str, Any]) -> str:
     elif p.unverified_link:
         lines.append(f"The first bundle links to {p.unverified_link}, which was not in the folder "
                      "exported from: that link could not be checked.")
-    lines += ["", "Re-verify after unzipping:  attest verify bundles/", "", "Files:"]
+    lines += ["", f"Re-verify after unzipping:  {ctx['verify_command']}", "", "Files:"]
     lines += [f"  {name:<32} {desc}" for name, desc in ctx["files"].items()]
     lines += ["", "Day = UTC date of a scan's start. Several scans on one day: the day's status is "
               "the worst (fail > error > excepted > pass > not_applicable > skipped).",

@@ -168,8 +168,16 @@ def test_index_explains_the_export_to_an_auditor(history, export):
 
 def test_sub_period_verifies_the_link_to_the_bundle_before_it(history, tmp_path):
     path = export_period(history["out"], date(2026, 9, 3), date(2026, 9, 10), tmp_path / "p.zip")
-    readme = zipfile.ZipFile(path).read("attest-export-2026-09-03-2026-09-10/README.txt").decode()
+    archive = zipfile.ZipFile(path)
+    readme = archive.read("attest-export-2026-09-03-2026-09-10/README.txt").decode()
     assert "link to 20260902T020000Z (before the period) was verified" in readme
+    # unzipped, the period's chain starts at a link to a bundle that is not there: the auditor's
+    # command says so, and it verifies
+    assert "attest verify --allow-pruned bundles/" in readme
+    archive.extractall(tmp_path / "unzipped")
+    bundles_dir = tmp_path / "unzipped/attest-export-2026-09-03-2026-09-10/bundles"
+    assert verify(bundles_dir)[1] != []
+    assert verify(bundles_dir, allow_pruned=True)[1] == []
 
 
 def _copy(history, tmp_path) -> Path:
