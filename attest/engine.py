@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from typing import Any, Iterable
 
-from attest.model import ControlResult, Evidence, Finding, Status, errored
+from attest.model import STATUS_ORDER, ControlResult, Evidence, Finding, Status, errored
 from controls import Control
 from controls.rules import EvidenceView, load_rules
 
@@ -23,10 +23,7 @@ log = logging.getLogger("attest.engine")
 
 def aggregate(findings: Iterable[Finding]) -> Status:
     statuses = {f.status for f in findings}
-    for status in (Status.FAIL, Status.ERROR, Status.EXCEPTED, Status.PASS):
-        if status in statuses:
-            return status
-    return Status.NOT_APPLICABLE
+    return next((s for s in STATUS_ORDER[:4] if s in statuses), Status.NOT_APPLICABLE)
 
 
 def evaluate_control(control: Control, records: list[Evidence], params: dict[str, Any],

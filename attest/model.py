@@ -24,6 +24,17 @@ class Status(StrEnum):
     SKIPPED = "skipped"                # the source is not configured
 
 
+# Worst first: how statuses rank when several verdicts meet (a control's findings, one day's scans).
+STATUS_ORDER: tuple[Status, ...] = (Status.FAIL, Status.ERROR, Status.EXCEPTED, Status.PASS,
+                                    Status.NOT_APPLICABLE, Status.SKIPPED)
+
+
+def readiness(counts: dict[str, int]) -> float | None:
+    """Percent of judged controls (pass, fail, error, excepted) that pass or are excepted."""
+    judged = sum(counts.get(s, 0) for s in ("pass", "fail", "error", "excepted"))
+    return round(100.0 * (counts.get("pass", 0) + counts.get("excepted", 0)) / judged, 1) if judged else None
+
+
 class EvidenceState(StrEnum):
     OK = "ok"            # the API answered; payload is the answer
     ABSENT = "absent"    # the API said the thing does not exist (a fact, e.g. no password policy)

@@ -23,7 +23,8 @@ from attest import __version__
 from attest.config import LoadedConfig
 from attest.engine import evaluate
 from attest.manifest import build_manifest, write_manifest
-from attest.model import ControlResult, Evidence, EvidenceState, Status, isoformat, parse_time, utcnow
+from attest.model import (ControlResult, Evidence, EvidenceState, Status, isoformat, parse_time,
+                          readiness, utcnow)
 from attest.store import BundleWriter, bundle_time, list_bundles
 from collectors import SOURCES, load_collector
 from collectors.base import WITHOUT_CONFIG_FILE, CollectContext
@@ -60,9 +61,7 @@ def summarize(controls: list[dict[str, Any]]) -> dict[str, Any]:
     counts = {s.value: 0 for s in Status}
     for c in controls:
         counts[c["status"]] += 1
-    judged = counts["pass"] + counts["fail"] + counts["error"] + counts["excepted"]
-    readiness = round(100.0 * (counts["pass"] + counts["excepted"]) / judged, 1) if judged else None
-    return {"counts": counts, "readiness": readiness, "total": len(controls)}
+    return {"counts": counts, "readiness": readiness(counts), "total": len(controls)}
 
 
 class _LogCapture(logging.Handler):

@@ -1,7 +1,7 @@
 """Per-control coverage over a review period, built with pandas from the bundles' results.json.
 
 Day = the UTC date of a scan's ``started_at``. When one day holds several scans, the day's status
-for a control is the worst of them, in the order of :data:`SEVERITY_ORDER`
+for a control is the worst of them, in the order of :data:`attest.model.STATUS_ORDER`
 (fail > error > excepted > pass > not_applicable > skipped): a control that failed in any scan of
 a day counts as failing that day. A day without any scan is ``no_scan``: a gap, never filled in
 from the days around it. A day with scans that did not report the control (e.g. a control added
@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-SEVERITY_ORDER = ("fail", "error", "excepted", "pass", "not_applicable", "skipped")
+from attest.model import STATUS_ORDER
 NO_SCAN = "no_scan"
 NOT_EVALUATED = "not_evaluated"
 VERDICTS = frozenset({"pass", "fail", "error", "excepted", "not_applicable"})
@@ -48,8 +48,8 @@ class Scan:
 
 
 def worst(statuses: list[str]) -> str:
-    """The worst status of one control over the scans of a day (see :data:`SEVERITY_ORDER`)."""
-    for status in SEVERITY_ORDER:
+    """The worst status of one control over the scans of a day (see :data:`attest.model.STATUS_ORDER`)."""
+    for status in STATUS_ORDER:
         if status in statuses:
             return status
     return statuses[0] if statuses else NOT_EVALUATED
