@@ -218,16 +218,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     stored = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
     if args.config:
         from attest.config import load_config
-        params = load_config(args.config).model.controls
+        config = load_config(args.config)
+        params, exceptions = config.model.controls, _load_exceptions(config)
     else:
-        params = stored["scan"].get("params", {})
+        from attest.exceptions import ExceptionSet
+        params, exceptions = stored["scan"].get("params", {}), ExceptionSet.from_results(stored)
     skipped = {s: v.get("detail", "skipped") for s, v in stored["scan"].get("sources", {}).items()
                if v.get("status") == "skipped"}
     now = parse_time(stored["scan"]["started_at"])
-    results = evaluate(load_catalog(), load_evidence(bundle), params, now, skipped)
+    results = evaluate(load_catalog(), load_evidence(bundle), params, now, skipped, exceptions)
     controls = [r.to_json() for r in results]
     fresh = {"scan": {**stored["scan"], "re_evaluated_from": bundle.name}, "summary": summarize(controls),
              "controls": controls}
+    if exceptions is not None:
+        fresh["exceptions"] = exceptions.to_json(now)
     before = {c["id"]: c["status"] for c in stored["controls"]}
     changed = [(c["id"], before.get(c["id"]), c["status"]) for c in controls
                if before.get(c["id"]) != c["status"]]

@@ -80,6 +80,14 @@ class ExceptionSet:
     def to_json(self, now: datetime) -> list[dict[str, Any]]:
         return [e.to_json(now) for e in self.entries]
 
+    @classmethod
+    def from_results(cls, results: dict[str, Any]) -> "ExceptionSet | None":
+        """The exceptions a scan applied, as its results.json recorded them (for re-evaluation)."""
+        if "exceptions" not in results:
+            return None
+        return cls([RiskException.model_validate({k: v for k, v in e.items() if k != "status"})
+                    for e in results["exceptions"]], "results.json")
+
 
 def load_exceptions_file(path: Path) -> ExceptionSet:
     from attest.config import _line_of

@@ -130,26 +130,25 @@ def plan_sources(config: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _collect_source(source: str, collector: Any, ctx: CollectContext,
-                    sink: Callable[[Evidence], None]) -> str:
-    """Run one collector; a crash becomes `error` evidence for every name it did not yield."""
-    seen: set[str] = set()
+                    sink: Callable[[Evidence], None]) -> dict[str, str]:
+    """Run one collector; a crash becomes `error` evidence for every name it may produce."""
     t0, count, unknown = time.monotonic(), 0, 0
     try:
         for ev in collector.collect(ctx):
-            seen.add(ev.name)
             count += 1
             unknown += not ev.state.known
             sink(ev)
         log.info("%s: %d evidence records (%d could not be read) in %.1f s", source, count, unknown,
                  time.monotonic() - t0)
-        return "collected"
+        return {"status": "collected"}
     except Exception as exc:  # one source failing never stops the others
-        log.error("%s collector failed: %s: %s", source, type(exc).__name__, exc)
+        detail = f"collector failed: {type(exc).__name__}: {exc}"
+        log.error("%s %s", source, detail)
+        # Every name, yielded or not: a crash after one region's answer must not let the regions
+        # it never reached look like "no resources". These records make each control `error`.
         for name in collector.produces:
-            if name not in seen:
-                sink(ctx.evidence(name, source, None, state=EvidenceState.ERROR,
-                                  detail=f"collector failed: {type(exc).__name__}: {exc}"))
-        return f"failed: {type(exc).__name__}: {exc}"
+            sink(ctx.evidence(name, source, None, state=EvidenceState.ERROR, detail=detail))
+        return {"status": "failed", "detail": detail}
 
 
 def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime | None = None,
@@ -191,7 +190,7 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
                  ", ".join(skipped) or "none")
         with ThreadPoolExecutor(max_workers=max(1, len(collectors))) as pool:
             futures = {s: pool.submit(_collect_source, s, c, ctx, sink) for s, c in collectors.items()}
-            source_status = {s: {"status": f.result()} for s, f in futures.items()}
+            source_status = {s: f.result() for s, f in futures.items()}
         for s, reason in skipped.items():
             source_status[s] = {"status": "skipped", "detail": reason}
         params = config.model.controls

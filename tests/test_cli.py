@@ -75,6 +75,9 @@ def test_exceptions_for_every_failure_make_exit_0(tmp_path: Path,
     bundle = out / second["scan"]["bundle"]
     html = (bundle / "report.html").read_text(encoding="utf-8")
     assert "Jane Doe (CTO)" in html and "&lt;b&gt;risk&lt;/b&gt;" in html
+    # offline re-evaluation applies the exceptions the scan recorded: same statuses, same exit
+    assert main(["evaluate", str(bundle)]) == 0
+    assert "same statuses as the stored results" in capsys.readouterr().out
 
 
 def test_exceptions_loader_rejects_unknown_keys(tmp_path: Path) -> None:

@@ -42,3 +42,30 @@ def test_times_are_ordered(demo_scan) -> None:
     manifest = json.loads((outcome.bundle / "manifest.json").read_text())
     assert parse_time(scan["started_at"]) <= parse_time(scan["finished_at"])
     assert manifest["created_at"] == scan["finished_at"]
+
+
+def test_a_collector_crashing_midway_can_never_pass() -> None:
+    from attest.engine import evaluate_control
+    from attest.model import Status
+    from attest.scan import _collect_source, exit_code_for, summarize
+    from collectors.base import CollectContext
+    from controls import catalog_by_id
+
+    class HalfCollector:  # answers for one region, then breaks before the others
+        produces = ("aws.ec2.ebs_encryption_by_default",)
+
+        def collect(self, ctx):
+            yield ctx.evidence("aws.ec2.ebs_encryption_by_default", "aws:123456789012:us-east-1",
+                               {"EbsEncryptionByDefault": True})
+            raise RuntimeError("boom")
+
+    records = []
+    status = _collect_source("aws", HalfCollector(), CollectContext(now=NOW), records.append)
+    assert status == {"status": "failed", "detail": "collector failed: RuntimeError: boom"}
+    control = catalog_by_id()["aws.ebs.default_encryption"]
+    result = evaluate_control(control, records, control.param_values(), NOW)
+    assert result.status is Status.ERROR
+    controls = [result.to_json()]
+    incomplete = [f"{r.name} {r.scope}" for r in records if not r.state.known]
+    assert exit_code_for({"scan": {"incomplete": incomplete}, "controls": controls,
+                          "summary": summarize(controls)}) == 3
