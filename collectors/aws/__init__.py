@@ -143,6 +143,7 @@ class AwsCollector:
                     for name in PRODUCES], []
         account.id = identity["Account"]
         account.partition = identity["Arn"].split(":")[1]
+        account.offered = _offered(account)
         t = Target(account, account.home_region)
         records = [ctx.evidence("aws.sts.caller_identity", f"aws:{account.id}:global", identity,
                                 request={"operations": ["sts:GetCallerIdentity"]})]
@@ -160,7 +161,7 @@ class AwsCollector:
                                if r.get("OptInStatus") != "not-opted-in")
 
     def _run(self, ctx: CollectContext, spec: Spec, account: Account, region: str) -> Evidence:
-        if region != "global" and region not in self._offered(account, spec.service):
+        if region != "global" and region not in account.offered[spec.service]:
             return ctx.evidence(spec.name, f"aws:{account.id}:{region}", None,
                                 state=EvidenceState.ABSENT,
                                 detail=f"service not offered in {region}",
@@ -181,12 +182,17 @@ class AwsCollector:
         except Exception as exc:  # noqa: BLE001 - an unexpected answer stays with its scope
             ctx.log.warning("aws %s at %s: %s: %s", name, scope, type(exc).__name__, exc)
             payload, state, detail = None, EvidenceState.ERROR, f"{type(exc).__name__}: {exc}"
-        request = {"operations": list(t.requested), "region": t.region}
+        request = {"operations": sorted(t.requested), "region": t.region}
         return ctx.evidence(name, scope, payload, state=state, detail=detail, request=request)
 
-    def _offered(self, account: Account, service: str) -> list[str]:
-        assert account.session is not None
-        return account.session.get_available_regions(service, partition_name=account.partition)
+
+def _offered(account: Account) -> dict[str, frozenset[str]]:
+    """The regions offering each regional service, read once per account on the main thread
+    (boto3 sessions are not thread-safe)."""
+    assert account.session is not None
+    services = sorted({s.service for s in SPECS if s.scope == "regional"})
+    return {service: frozenset(account.session.get_available_regions(
+        service, partition_name=account.partition)) for service in services}
 
 
 def _plain(spec: Spec, t: Target) -> dict[str, Any]:

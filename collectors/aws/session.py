@@ -129,6 +129,7 @@ class Account:
     partition: str = "aws"
     session: boto3.Session | None = None
     clients: Clients | None = None
+    offered: dict[str, frozenset[str]] = field(default_factory=dict)  # service -> its regions
 
     def open(self) -> None:
         """Create the session and its clients once (raises e.g. ProfileNotFound)."""
@@ -149,7 +150,8 @@ class Target:
     account: Account
     region: str
     page_size: int | None = None
-    requested: list[str] = field(default_factory=list)  # IAM actions used, for the evidence request
+    # IAM actions used, for the evidence request; a set, as bucket threads add to it at once
+    requested: set[str] = field(default_factory=set)
 
     def client(self, service: str, region: str | None = None) -> BaseClient:
         assert self.account.clients is not None
@@ -207,8 +209,7 @@ class Target:
 
     def _note(self, service: str, operation: str) -> str:
         action = iam_action(service, operation)
-        if action not in self.requested:
-            self.requested.append(action)
+        self.requested.add(action)  # one atomic step: no check-then-append across threads
         return action
 
 

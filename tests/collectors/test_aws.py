@@ -3,6 +3,7 @@ loopback proxy in front of it for denials), then the real rules through the engi
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import boto3
@@ -10,7 +11,7 @@ import boto3
 from attest.demo import seed_aws
 from attest.demo.seed_aws import ACCOUNT, client
 from attest.model import EvidenceState
-from collectors.aws.specs import PRODUCES
+from collectors.aws.specs import PRODUCES, SPECS
 from tests.collectors.aws_fixtures import (NOW, DenyingProxy, collect, evaluate, moto,  # noqa: F401
                                            moto_url, record, statuses)
 
@@ -42,9 +43,12 @@ def test_demo_estate_gives_the_expected_outcome_for_every_control(moto):
     assert home_trails[0]["GetTrailStatus"]["IsLogging"] is True
     assert "GetTrailStatus" not in eu_trails["acme-org-audit"]
     assert eu_trails["acme-dev-debug"]["GetEventSelectors"]["EventSelectors"][0]["ReadWriteType"] == "WriteOnly"
-    # every record says which IAM actions it used
+    # every record says which IAM actions it used, sorted (bucket threads add them in any order)
     assert record(records, "aws.kms.keys", scope(EU)).request["operations"] == [
-        "kms:ListKeys", "kms:DescribeKey", "kms:GetKeyRotationStatus"]
+        "kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:ListKeys"]
+    assert record(records, "aws.s3.buckets", GLOBAL).request["operations"] == [
+        "s3:GetBucketLocation", "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration",
+        "s3:ListAllMyBuckets"]
 
 
 def _seed_flipped(url: str) -> None:
@@ -171,6 +175,23 @@ def test_a_region_without_the_service_has_no_resources(moto):
     assert missing.detail == f"service not offered in {EU}"
     assert record(records, "aws.ec2.vpcs", scope(EU)).state is EvidenceState.OK
     assert evaluate("aws.guardduty.enabled", records).status.value == "pass"
+
+
+class CountingSession(boto3.Session):
+    """Records each ``get_available_regions`` call and the thread that made it."""
+    calls: list[tuple[str, str]] = []
+
+    def get_available_regions(self, service_name, partition_name="aws", allow_non_regional=False):
+        self.calls.append((service_name, threading.current_thread().name))
+        return super().get_available_regions(service_name, partition_name, allow_non_regional)
+
+
+def test_offered_regions_are_read_once_per_service_on_the_main_thread(moto, monkeypatch):
+    monkeypatch.setattr(CountingSession, "calls", [])
+    collect(moto, [HOME, EU], session_factory=CountingSession)
+    services = sorted({s.service for s in SPECS if s.scope == "regional"})
+    assert sorted(service for service, _ in CountingSession.calls) == services
+    assert {thread for _, thread in CountingSession.calls} == {threading.current_thread().name}
 
 
 def test_accounts_by_assumed_role_and_profile(moto, tmp_path, monkeypatch):
