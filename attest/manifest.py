@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from attest.errors import UsageError
-from attest.model import canonical_json, sha256_bytes
 from attest.store import BUNDLE_NAME, is_bundle, list_bundles
 
 MANIFEST = "manifest.json"
@@ -31,20 +30,16 @@ def manifest_sha256(bundle: Path) -> str:
     return file_sha256(bundle / MANIFEST)
 
 
-def build_manifest(root: Path, *, scan_id: str, created_at: str, tool_version: str,
-                   config_digest: str, previous: Path | None) -> dict[str, Any]:
-    files = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel == MANIFEST:
-            continue
-        files.append({"path": rel, "sha256": file_sha256(path), "size": path.stat().st_size})
+def build_manifest(files: dict[str, tuple[str, int]], *, scan_id: str, created_at: str,
+                   tool_version: str, config_digest: str, previous: Path | None) -> dict[str, Any]:
+    """``files``: every file of the bundle but the manifest, path -> (sha256, size), as written."""
     return {
         "format": FORMAT, "scan_id": scan_id, "created_at": created_at, "tool_version": tool_version,
         "config_digest": config_digest,
         "previous": ({"bundle": previous.name, "manifest_sha256": manifest_sha256(previous)}
                      if previous else None),
-        "files": files,
+        "files": [{"path": rel, "sha256": sha, "size": size}
+                  for rel, (sha, size) in sorted(files.items()) if rel != MANIFEST],
     }
 
 
@@ -121,7 +116,10 @@ def verify(target: str | Path, *, allow_pruned: bool = False) -> tuple[list[Path
         for p in sorted(folder.iterdir()):
             if p.is_dir() and BUNDLE_NAME.match(p.name) and not (p / MANIFEST).is_file():
                 problems.append(f"{p.name}: manifest.json: missing (an incomplete or altered bundle)")
-        first_link = read_manifest(bundles[0]).get("previous") if (bundles[0] / MANIFEST).is_file() else None
+        try:
+            first_link = read_manifest(bundles[0]).get("previous")
+        except (OSError, ValueError):
+            first_link = None  # reported by verify_bundle
         if first_link and not allow_pruned:
             problems.append(f"{bundles[0].name}: manifest.json: chain broken: links to "
                             f"{first_link.get('bundle')}, which is not in the folder "
@@ -131,9 +129,3 @@ def verify(target: str | Path, *, allow_pruned: bool = False) -> tuple[list[Path
     problems.extend(verify_chain(bundles))
     return bundles, problems
 
-
-def write_manifest(root: Path, manifest: dict[str, Any]) -> str:
-    data = canonical_json(manifest)
-    with open(root / MANIFEST, "xb") as fh:
-        fh.write(data)
-    return sha256_bytes(data)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from attest import __version__
 from attest.config import LoadedConfig
 from attest.engine import evaluate
-from attest.manifest import build_manifest, write_manifest
+from attest.manifest import MANIFEST, build_manifest
 from attest.model import (ControlResult, Evidence, EvidenceState, Status, isoformat, parse_time,
                           readiness, utcnow)
 from attest.store import BundleWriter, bundle_time, list_bundles
@@ -177,8 +177,8 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
     lock = threading.Lock()
 
     def sink(ev: Evidence) -> None:
+        writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
         with lock:
-            writer.write_evidence(ev)
             records.append(ev)
         if not ev.state.known:
             log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
@@ -214,10 +214,10 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
         with _out_dir_lock(out):
             previous = (list_bundles(out) or [None])[-1]
             writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
-            manifest = build_manifest(writer.tmp, scan_id=results["scan"]["id"],
+            manifest = build_manifest(writer.digests, scan_id=results["scan"]["id"],
                                       created_at=isoformat(finished), tool_version=__version__,
                                       config_digest=config.digest, previous=previous)
-            write_manifest(writer.tmp, manifest)
+            writer.write_json(MANIFEST, manifest)
             bundle = writer.commit()
     except BaseException:
         if records:  # never lose evidence already collected, never let it look like a bundle
@@ -231,7 +231,8 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
 
 
 def _write_report(writer: BundleWriter, results: dict[str, Any], out: Path) -> None:
-    from reports.html import evidence_digests, render_report
+    from reports.html import render_report
     history = list_bundles(out)
+    digests = {path: sha for path, (sha, _) in writer.digests.items()}  # hashed once, as written
     writer.write_bytes("report.html", render_report(
-        results, history, evidence_sha256=evidence_digests(writer.tmp, results)).encode("utf-8"))
+        results, history, evidence_sha256=digests).encode("utf-8"))

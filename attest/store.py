@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from attest.model import Evidence, canonical_json
+from attest.model import Evidence, canonical_json, sha256_bytes
 
 BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 TS_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -59,16 +59,16 @@ class BundleWriter:
         self.tmp.mkdir()
         self.final = self.out_dir / name
         self._lock = threading.Lock()
-        self._written: set[str] = set()
+        self.digests: dict[str, tuple[str, int]] = {}  # relpath -> (sha256, size) of what was written
 
     def write_bytes(self, relpath: str, data: bytes) -> str:
         target = (self.tmp / relpath).resolve()
         if not str(target).startswith(str(self.tmp.resolve()) + os.sep):
             raise ValueError(f"refusing to write outside the bundle: {relpath}")
         with self._lock:
-            if relpath in self._written:
+            if relpath in self.digests:
                 raise FileExistsError(f"evidence file written twice: {relpath}")
-            self._written.add(relpath)
+            self.digests[relpath] = (sha256_bytes(data), len(data))
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "xb") as fh:
             fh.write(data)
@@ -82,11 +82,14 @@ class BundleWriter:
     def write_evidence(self, evidence: Evidence) -> str:
         return self.write_json(evidence.path, evidence.to_json())
 
-    def copy_file(self, relpath: str, source: Path) -> str:
-        return self.write_bytes(relpath, Path(source).read_bytes())
-
     def commit(self) -> Path:
+        """Make the bundle visible under its final name, durably (the rename is fsynced too)."""
         os.replace(self.tmp, self.final)
+        fd = os.open(self.out_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return self.final
 
     def abandon(self) -> None:

@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def large_org(repos: int) -> dict[str, float]:
     from attest.demo.fake_github import OWNER, World, serve
     from attest.demo.fake_github_world import Member, Protection, Repo
     from collectors.base import CollectContext
-    from collectors.github import Config, GithubCollector
+    from collectors.github import GithubCollector
 
     now = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
     world = World(org="bigco", now=now, tokens={"bench-token": OWNER},

@@ -146,3 +146,19 @@ def test_failed_scan_keeps_evidence_but_no_bundle(demo_scan, tmp_path: Path,
     kept = list(out.glob(".*.incomplete"))
     assert len(kept) == 1 and len(list((kept[0] / "evidence").rglob("*.json"))) > 20
     assert not (kept[0] / "manifest.json").exists()
+
+
+def test_empty_manifest_is_reported_not_a_crash(demo_scan, tmp_path: Path, capsys) -> None:
+    b = demo_scan().bundle
+    (b / "manifest.json").write_bytes(b"")
+    assert main(["verify", str(tmp_path / "out")]) == 1
+    assert "manifest.json unreadable" in capsys.readouterr().out
+
+
+def test_manifest_lists_exactly_the_files_on_disk(demo_scan) -> None:
+    from attest.manifest import file_sha256
+    b = demo_scan().bundle
+    listed = {f["path"]: f["sha256"] for f in json.loads((b / "manifest.json").read_text())["files"]}
+    on_disk = {p.relative_to(b).as_posix(): file_sha256(p) for p in b.rglob("*") if p.is_file()}
+    on_disk.pop("manifest.json")
+    assert listed == on_disk
