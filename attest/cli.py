@@ -207,7 +207,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from attest.manifest import verify_bundle
     from attest.model import parse_time
     from attest.scan import exit_code_for, summarize
-    from attest.store import is_bundle, load_evidence
+    from attest.store import is_bundle, load_evidence, read_results
     from controls import load_catalog
     bundle = Path(args.bundle)
     if not is_bundle(bundle):
@@ -215,7 +215,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     problems = verify_bundle(bundle)
     if problems:
         raise UsageError(f"{bundle}: does not verify, refusing to evaluate: {problems[0]}")
-    stored = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
+    stored = read_results(bundle)
     if args.config:
         from attest.config import load_config
         config = load_config(args.config)

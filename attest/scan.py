@@ -25,7 +25,8 @@ from attest.engine import evaluate
 from attest.manifest import MANIFEST, build_manifest
 from attest.model import (ControlResult, Evidence, EvidenceState, Status, isoformat, parse_time,
                           readiness, utcnow)
-from attest.store import BundleWriter, bundle_time, list_bundles
+from attest.errors import AttestError
+from attest.store import RESULTS, BundleWriter, bundle_time, list_bundles, read_results
 from collectors import SOURCES, load_collector
 from collectors.base import WITHOUT_CONFIG_FILE, CollectContext
 from controls import Control, load_catalog
@@ -89,9 +90,8 @@ def _out_dir_lock(out: Path):
 
 def _bundle_started_at(bundle: Path) -> datetime:
     try:
-        data = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
-        return parse_time(data["scan"]["started_at"]) or bundle_time(bundle.name)
-    except (OSError, ValueError, KeyError):
+        return parse_time(read_results(bundle)["scan"]["started_at"]) or bundle_time(bundle.name)
+    except (AttestError, KeyError):
         return bundle_time(bundle.name)
 
 
@@ -208,7 +208,7 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
         }
         if exceptions is not None:
             results["exceptions"] = exceptions.to_json(started)
-        writer.write_json("results.json", results)
+        writer.write_json(RESULTS, results)
         _write_report(writer, results, out)
         log.info("scan %s finished: %s", writer.name, results["summary"]["counts"])
         with _out_dir_lock(out):

@@ -102,6 +102,27 @@ class BundleWriter:
         return kept
 
 
+RESULTS = "results.json"
+
+
+def read_results(target: str | Path) -> dict[str, Any]:
+    """results.json of a bundle folder (or a results file itself); UsageError, one line, if not."""
+    import json
+
+    from attest.errors import UsageError
+    path = Path(target)
+    file = path / RESULTS if path.is_dir() else path
+    if not file.is_file():
+        raise UsageError(f"{target}: not a bundle (no {RESULTS}) or results file")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{file}: unreadable results: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
+        raise UsageError(f"{file}: not an attest results document (no 'controls' list)")
+    return data
+
+
 def load_evidence(bundle: str | Path) -> list[Evidence]:
     import json
     root = Path(bundle) / "evidence"

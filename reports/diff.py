@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from attest.errors import UsageError
+from attest.store import read_results
 
 BAD = ("fail", "error")
 
@@ -86,23 +85,8 @@ def is_empty(diff: dict[str, Any]) -> bool:
                                      "stopped_erroring", "new_resources"))
 
 
-def load_results(target: str | Path) -> dict[str, Any]:
-    """results.json of a bundle folder, or a results JSON file itself."""
-    path = Path(target)
-    file = path / "results.json" if path.is_dir() else path
-    if not file.is_file():
-        raise UsageError(f"{target}: not a bundle (no results.json) or results file")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{file}: unreadable results: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
-        raise UsageError(f"{file}: not an attest results document (no 'controls' list)")
-    return data
-
-
 def cmd_diff(args: argparse.Namespace) -> int:
-    diff = diff_results(load_results(args.old), load_results(args.new))
+    diff = diff_results(read_results(args.old), read_results(args.new))
     if args.json:
         print(json.dumps(diff, indent=2, ensure_ascii=False))
         return 0

@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from attest.errors import UsageError
-from attest.store import list_bundles
+from attest.store import list_bundles, read_results
 
 
 def history_rows(out_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for bundle in list_bundles(out_dir):
         try:
-            results = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            results = read_results(bundle)
+        except UsageError as exc:
             rows.append({"bundle": bundle.name, "started_at": "", "readiness": None, "counts": {},
-                         "incomplete": "results.json unreadable"})
+                         "incomplete": str(exc)})
             continue
         scan, summary = results["scan"], results.get("summary", {})
         rows.append({"bundle": bundle.name, "started_at": scan.get("started_at", ""),
