@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from attest import __version__
 from attest.errors import AttestError, UsageError
+from collectors import SOURCES
 
 log = logging.getLogger("attest")
 
@@ -31,8 +32,10 @@ def _setup_logging(verbose: bool) -> None:
     root = logging.getLogger("attest")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "github", "okta"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # SDK loggers propagate to the root logger, which has no handler here, so only their warnings
+    # show (collectors keep secret-bearing SDK loggers quiet themselves). werkzeug would add a
+    # handler of its own and print every request the demo's moto server answers.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to print on stdout (default: a summary table)")
 
     c = sub.add_parser("controls", help="list the control catalog")
-    c.add_argument("--source", help="only this source (aws, github, okta, datadog, manual)")
+    c.add_argument("--source", help=f"only this source ({', '.join(SOURCES)})")
     c.add_argument("--criterion", help="only controls mapped to this criterion (CC6.1) or family (CC6)")
     c.add_argument("--format", choices=["table", "json", "markdown"], default="table")
 
@@ -68,22 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     pm = sub.add_parser("permissions", help="print the least-privilege policy a source needs")
     pm.add_argument("source", help="e.g. aws")
 
-    for extra in _extra_commands():
-        extra.register(sub)
+    from reports import commands  # report, history, diff, export, evidence: declared there
+    commands.register(sub)
     return p
-
-
-def _extra_commands() -> list[Any]:
-    """Commands defined next to what they drive (reports, manual evidence)."""
-    import importlib
-    out = []
-    for name in ("reports.commands",):
-        try:
-            out.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

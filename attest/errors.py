@@ -1,10 +1,10 @@
-"""The exceptions attest raises, each with the exit code the CLI maps it to.
+"""The exceptions attest raises, each with the exit code the CLI maps it to. (Evidence that could
+not be collected is not an exception: it is recorded as evidence and makes the scan exit 3.)
 
     AttestError                  exit 2 unless a subclass says otherwise
     ├── ConfigError              exit 2  bad config file, key, type, value (file, line, key)
     ├── CatalogError             exit 2  the control catalog is inconsistent
     ├── UsageError               exit 2  bad command-line use (unknown bundle, bad date, ...)
-    ├── CollectionError          exit 3  a source could not be read at all
     └── IntegrityError           exit 1  a bundle or the hash chain does not verify (bundle, file)
 """
 from __future__ import annotations
@@ -37,10 +37,6 @@ class CatalogError(AttestError):
 
 class UsageError(AttestError):
     exit_code = 2
-
-
-class CollectionError(AttestError):
-    exit_code = 3
 
 
 class IntegrityError(AttestError):

@@ -33,7 +33,7 @@ from controls import Control, load_catalog
 
 log = logging.getLogger("attest.scan")
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_INCOMPLETE = 0, 1, 3
 
 
 @dataclass
