@@ -55,7 +55,7 @@ class LoadedConfig:
         return out
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """The 1-based line of the YAML node at ``loc`` (as deep as it exists)."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
@@ -112,6 +112,32 @@ def _get(data: Any, loc: tuple[Any, ...]) -> Any:
     return data
 
 
+def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree for line numbers) of a YAML file; ConfigError naming the line if invalid."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
+                          line=mark.line + 1 if mark else None) from None
+
+
+def validation_error(exc: ValidationError, *, file: str, node: yaml.Node | None,
+                     prefix: tuple[Any, ...] = ()) -> ConfigError:
+    """The first pydantic error as a one-line ConfigError with file, line and dotted key."""
+    err = exc.errors()[0]
+    # drop pydantic's union-member tags ("literal['all']", "list[str]") from the location
+    loc = prefix + tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in err and not isinstance(err["input"], (dict, list)) and err["type"] != "missing":
+        shown = err["input"] if not _looks_secret(loc) else "***"
+        msg = f"{msg} (got {shown!r})"
+    return ConfigError(msg, file=file, line=line_of(node, loc), key=".".join(map(str, loc)))
+
+
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> LoadedConfig:
     """Read, interpolate and validate a config file (None: all defaults)."""
     node = None
@@ -122,14 +148,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         p = Path(path)
         if not p.is_file():
             raise ConfigError("config file not found", file=name)
-        text = p.read_text(encoding="utf-8")
-        try:
-            node = yaml.compose(text)
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=name,
-                              line=mark.line + 1 if mark else None) from None
+        raw, node = read_yaml(p)
+        raw = raw or {}
         if not isinstance(raw, dict):
             raise ConfigError("the top level must be a mapping of keys", file=name, line=1)
     raw = {**raw, **(overrides or {})}
@@ -137,26 +157,16 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     data = _interpolate(raw, (), problems)
     if problems:
         loc, msg = problems[0]
-        raise ConfigError(msg, file=name, line=_line_of(node, loc), key=".".join(map(str, loc)))
+        raise ConfigError(msg, file=name, line=line_of(node, loc), key=".".join(map(str, loc)))
     try:
         model = config_model().model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        # drop pydantic's union-member tags ("literal['all']", "list[str]") from the location
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif "input" in err and not isinstance(err["input"], (dict, list)) and err["type"] != "missing":
-            shown = err["input"] if not _looks_secret(loc) else "***"
-            msg = f"{msg} (got {shown!r})"
-        raise ConfigError(msg, file=name, line=_line_of(node, loc),
-                          key=".".join(str(x) for x in loc if not isinstance(x, str) or x)) from None
+        raise validation_error(exc, file=name, node=node) from None
     for loc in _secret_paths(model):
         written = _get(raw, loc) if _has(raw, loc) else None
         if written is not None and not ENV_REF.fullmatch(str(written).strip()):
             raise ConfigError("secrets must be given as an ${ENV_VAR} reference, not a literal value",
-                              file=name, line=_line_of(node, loc), key=".".join(map(str, loc)))
+                              file=name, line=line_of(node, loc), key=".".join(map(str, loc)))
     _check_control_params(model, node, name)
     return LoadedConfig(model=model, path=Path(path) if path else None,
                         digest=sha256_bytes(canonical_json(raw)), raw=raw)
@@ -179,19 +189,19 @@ def _check_control_params(model: Any, node: yaml.Node | None, name: str) -> None
     catalog = catalog_by_id()
     for cid, params in model.controls.items():
         if cid not in catalog:
-            raise ConfigError("unknown control id", file=name, line=_line_of(node, ("controls", cid)),
+            raise ConfigError("unknown control id", file=name, line=line_of(node, ("controls", cid)),
                               key=f"controls.{cid}")
         if not isinstance(params, dict):
             raise ConfigError("expected a mapping of parameters", file=name,
-                              line=_line_of(node, ("controls", cid)), key=f"controls.{cid}")
+                              line=line_of(node, ("controls", cid)), key=f"controls.{cid}")
         for pname, value in params.items():
             spec = catalog[cid].params.get(pname)
             loc = ("controls", cid, pname)
             if spec is None:
                 known = ", ".join(catalog[cid].params) or "none"
                 raise ConfigError(f"unknown parameter (known: {known})", file=name,
-                                  line=_line_of(node, loc), key=f"controls.{cid}.{pname}")
+                                  line=line_of(node, loc), key=f"controls.{cid}.{pname}")
             problem = spec.check(value)
             if problem:
-                raise ConfigError(problem, file=name, line=_line_of(node, loc),
+                raise ConfigError(problem, file=name, line=line_of(node, loc),
                                   key=f"controls.{cid}.{pname}")

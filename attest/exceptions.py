@@ -17,7 +17,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attest.errors import ConfigError
@@ -90,18 +89,13 @@ class ExceptionSet:
 
 
 def load_exceptions_file(path: Path) -> ExceptionSet:
-    from attest.config import _line_of
+    from attest.config import line_of, read_yaml, validation_error
     from controls import catalog_by_id
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) or []
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                          line=mark.line + 1 if mark else None) from None
+    data, node = read_yaml(path)
+    data = data or []
+    prefix: tuple[Any, ...] = ()
     if isinstance(data, dict) and "exceptions" in data:
-        data, node = data["exceptions"], _child(node, "exceptions")
+        data, prefix = data["exceptions"], ("exceptions",)
     if not isinstance(data, list):
         raise ConfigError("expected a list of exceptions", file=str(path), line=1)
     catalog = catalog_by_id()
@@ -110,23 +104,13 @@ def load_exceptions_file(path: Path) -> ExceptionSet:
         try:
             entry = RiskException.model_validate(item)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = (i,) + tuple(err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            raise ConfigError(msg, file=str(path), line=_line_of(node, loc),
-                              key=".".join(map(str, loc))) from None
+            raise validation_error(exc, file=str(path), node=node, prefix=prefix + (i,)) from None
         if entry.control not in catalog:
             raise ConfigError(f"unknown control id {entry.control!r}", file=str(path),
-                              line=_line_of(node, (i, "control")), key=f"{i}.control")
+                              line=line_of(node, prefix + (i, "control")),
+                              key=".".join(map(str, prefix + (i, "control"))))
         entries.append(entry)
     return ExceptionSet(entries, str(path))
-
-
-def _child(node: Any, key: str) -> Any:
-    for k, v in getattr(node, "value", []):
-        if getattr(k, "value", None) == key:
-            return v
-    return None
 
 
 def load_exceptions(config: Any) -> ExceptionSet | None:

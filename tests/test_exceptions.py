@@ -83,3 +83,14 @@ def test_missing_exceptions_file(tmp_path: Path) -> None:
     (tmp_path / "exceptions.yaml").write_text(EXC, encoding="utf-8")
     cfg.write_text("output_dir: out\n", encoding="utf-8")
     assert len(load_exceptions(load_config(cfg)).entries) == 2  # found next to the config
+
+
+def test_mapping_form_and_line_numbers(tmp_path: Path) -> None:
+    p = tmp_path / "exceptions.yaml"
+    p.write_text("exceptions:\n" + "".join("  " + line + "\n" for line in EXC.splitlines()),
+                 encoding="utf-8")
+    assert len(load_exceptions_file(p).entries) == 2
+    p.write_text("exceptions:\n  - control: aws.s3.encrypted\n    resource: x\n    reason: because\n"
+                 "    approved_by: me\n    expires: soon\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"exceptions.yaml:6: exceptions.0.expires: "):
+        load_exceptions_file(p)
