@@ -205,3 +205,11 @@ def _check_control_params(model: Any, node: yaml.Node | None, name: str) -> None
             if problem:
                 raise ConfigError(problem, file=name, line=line_of(node, loc),
                                   key=f"controls.{cid}.{pname}")
+
+
+def output_dir_for(dir_arg: str | None, config_arg: str | None) -> Path:
+    """The output folder a command works on: ``--dir``, else the config's (``--config`` or
+    ``$ATTEST_CONFIG``; with neither, the default ``./evidence``)."""
+    if dir_arg:
+        return Path(dir_arg)
+    return load_config(config_arg or os.environ.get("ATTEST_CONFIG")).output_dir

@@ -17,6 +17,11 @@ def _lazy(target: str) -> Any:
     return run
 
 
+def _folder_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", help="output folder holding the bundles (default: config output_dir)")
+    parser.add_argument("--config", help="config file (for output_dir; default $ATTEST_CONFIG)")
+
+
 def register(sub: Any) -> None:
     r = sub.add_parser("report", help="(re)build the HTML readiness report of a bundle")
     r.add_argument("target", help="a bundle, or an output folder (its newest bundle)")
@@ -24,8 +29,7 @@ def register(sub: Any) -> None:
     r.set_defaults(func=_lazy("reports.html:cmd_report"))
 
     h = sub.add_parser("history", help="the scans kept in the output folder, one line each")
-    h.add_argument("--dir", help="output folder (default: config output_dir)")
-    h.add_argument("--config", help="config file")
+    _folder_args(h)
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     h.set_defaults(func=_lazy("reports.history:cmd_history"))
 
@@ -39,8 +43,7 @@ def register(sub: Any) -> None:
     e.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
     e.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (UTC)")
     e.add_argument("--out", help="zip file to write (default: attest-export-FROM-TO.zip)")
-    e.add_argument("--dir", help="output folder holding the bundles (default: config output_dir)")
-    e.add_argument("--config", help="config file (for output_dir and exceptions_file)")
+    _folder_args(e)
     e.set_defaults(func=_lazy("reports.export:cmd_export"))
 
     ev = sub.add_parser("evidence", help="manual evidence (policies, training records, pentests...)")
@@ -52,10 +55,8 @@ def register(sub: Any) -> None:
     add.add_argument("--note", default="", help="a short description (e.g. who approved it)")
     add.add_argument("--allow-expired", action="store_true",
                      help="store a document whose validity has already ended (kept for the record)")
-    add.add_argument("--dir", help="output folder (default: config output_dir)")
-    add.add_argument("--config", help="config file")
+    _folder_args(add)
     add.set_defaults(func=_lazy("attest.manual:cmd_evidence_add"))
     ls = evsub.add_parser("list", help="list stored manual evidence and its validity")
-    ls.add_argument("--dir", help="output folder (default: config output_dir)")
-    ls.add_argument("--config", help="config file")
+    _folder_args(ls)
     ls.set_defaults(func=_lazy("attest.manual:cmd_evidence_list"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,8 @@ def history_rows(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    if args.dir:
-        out = Path(args.dir)
-    else:
-        from attest.config import load_config
-        out = load_config(args.config or os.environ.get("ATTEST_CONFIG")).output_dir
+    from attest.config import output_dir_for
+    out = output_dir_for(args.dir, args.config)
     rows = history_rows(out)
     if not rows:
         raise UsageError(f"{out}: no bundles found")
