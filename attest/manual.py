@@ -20,6 +20,19 @@ from attest.manifest import file_sha256
 from attest.model import canonical_json, isoformat, safe_path_part, utcnow
 
 STORE = "manual"
+# What the manual rule's finding details start with ("<state>: ..."); the first three are
+# manual_status's answers.
+STATES = ("current", "expiring", "expired", "missing", "changed")
+
+
+def manual_status(valid_until: date, today: date, expiring_days: int) -> str:
+    """A document's validity on ``today``: expired (after ``valid_until``), expiring (valid for
+    ``expiring_days`` or fewer days) or current."""
+    if valid_until < today:
+        return "expired"
+    if (valid_until - today).days <= expiring_days:
+        return "expiring"
+    return "current"
 
 
 def store_dir(output_dir: Path) -> Path:

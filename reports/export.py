@@ -29,6 +29,7 @@ from attest.errors import IntegrityError, UsageError
 from attest.manifest import MANIFEST, manifest_sha256, read_manifest, verify_bundle, verify_chain
 from attest.model import canonical_json, isoformat, parse_time, sha256_bytes, utcnow
 from attest.store import bundle_time, list_bundles
+from reports._results import exception_key, listed_exceptions
 from reports.coverage import Coverage, Scan, build_coverage, period_days
 from reports.export_manual import Document, read_document, recorded_documents
 from reports.oscal import BundleFiles, build_assessment_results
@@ -104,14 +105,9 @@ def exceptions_in_period(scans: list[Scan]) -> list[dict[str, Any]]:
     """Each exception listed by a scan of the period, with the days it was seen and in force."""
     seen: dict[tuple, dict[str, Any]] = {}
     for scan in sorted(scans, key=lambda s: s.started_at):
-        listed = list(scan.results.get("exceptions") or [])
-        for c in scan.results.get("controls", []):
-            listed.extend({"control": c["id"], **e} for e in c.get("exceptions") or [])
-        for e in listed:
-            key = (e.get("control"), e.get("resource"), e.get("reason"), e.get("approved_by"),
-                   str(e.get("expires")))
-            entry = seen.setdefault(key, {**e, "first_day": scan.day.isoformat(),
-                                          "days_in_force": set()})
+        for e in listed_exceptions(scan.results):
+            entry = seen.setdefault(exception_key(e), {**e, "first_day": scan.day.isoformat(),
+                                                       "days_in_force": set()})
             entry.update({k: v for k, v in e.items() if k != "control"}, control=e.get("control"))
             entry["last_day"] = scan.day.isoformat()
             if e.get("status") == "active":
@@ -265,9 +261,10 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
     generated_at = (now or utcnow()).replace(microsecond=0)
     out_dir = Path(out_dir)
     period = verify_period(out_dir, start, end)
+    last = max(period.scans, key=lambda s: s.started_at)
     documents = recorded_documents(out_dir, [(b, period.manifest_sha[b.name])
                                              for b in period.bundles],
-                                   max(s.started_at for s in period.scans).date())
+                                   last.started_at.date(), last.results["scan"].get("params") or {})
     coverage = build_coverage(period.scans, start, end)
     ctx = _context(period, coverage, generated_at, documents)
     dest = Path(dest)

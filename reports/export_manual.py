@@ -16,8 +16,9 @@ from typing import Any
 
 from attest.errors import IntegrityError
 from attest.manifest import MANIFEST, file_sha256
-from attest.manual import STORE
+from attest.manual import STORE, manual_status
 from attest.model import Evidence, EvidenceState, sha256_bytes
+from controls import catalog_by_id
 
 RECORD = Evidence(name="manual.documents", scope="manual:store", state=EvidenceState.OK).path
 
@@ -56,12 +57,19 @@ def _recorded(bundle: Path, manifest_sha: str) -> dict[str, list[dict[str, Any]]
     return payload if isinstance(payload, dict) else {}
 
 
-def _status(meta: dict[str, Any] | None, day: date) -> str:
+def document_status(control: str, meta: dict[str, Any] | None, day: date,
+                    params: dict[str, dict[str, Any]]) -> str:
+    """The document's state on ``day`` as the manual rule judges it (current / expiring /
+    expired), with the control's ``expiring_days`` from ``params`` (a scan's recorded
+    ``scan.params``) or the catalog."""
     if meta is None:
         return "not recorded by the last scan"
     if not meta.get("sha256_ok", False):
         return "changed (did not match at the last scan)"
-    return "expired" if date.fromisoformat(meta["valid_until"]) < day else "valid"
+    known = catalog_by_id().get(control)
+    values = known.param_values(params.get(control)) if known else params.get(control) or {}
+    return manual_status(date.fromisoformat(meta["valid_until"]), day,
+                         int(values.get("expiring_days", 0)))
 
 
 def _safe(path: str) -> bool:
@@ -70,10 +78,12 @@ def _safe(path: str) -> bool:
             and not any(p in ("", ".", "..") or "\\" in p for p in parts))
 
 
-def recorded_documents(out_dir: Path, bundles: list[tuple[Path, str]], last_day: date
-                       ) -> list[Document]:
+def recorded_documents(out_dir: Path, bundles: list[tuple[Path, str]], last_day: date,
+                       params: dict[str, dict[str, Any]] | None = None) -> list[Document]:
     """Every document the bundles (oldest first, with their verified manifest sha256) recorded,
-    each file checked against its first recording; IntegrityError lists every problem."""
+    each file checked against its first recording; IntegrityError lists every problem.
+
+    Each document's status is the one on ``last_day`` with the last scan's control ``params``."""
     docs: dict[str, Document] = {}
     last: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
@@ -93,7 +103,7 @@ def recorded_documents(out_dir: Path, bundles: list[tuple[Path, str]], last_day:
                                     f"recorded by {bundle.name} with sha256 {meta.get('sha256')}, "
                                     f"by {first.bundle} with {first.sha256}")
     for doc in docs.values():
-        doc.status = _status(last.get(doc.path), last_day)
+        doc.status = document_status(doc.control, last.get(doc.path), last_day, params or {})
         problem = check_document(out_dir, doc)
         if problem:
             problems.append(problem)

@@ -1,8 +1,9 @@
 """The HTML readiness report: one self-contained file (inline CSS, JS and SVG; no fetches).
 
-``render_report`` builds a view model from results.json (plus earlier bundles for the trend and
-the diff) and renders it with jinja2, autoescape on. Every string that came from an API is data:
-it reaches the page escaped, and the JSON for the table script goes through ``|tojson``.
+``render_report`` builds a view model from results.json (plus up to 90 earlier bundles for the
+trend, the newest of them for the diff) and renders it with jinja2, autoescape on. Every string
+that came from an API is data: it reaches the page escaped, and the JSON for the table script
+goes through ``|tojson``.
 """
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from markupsafe import Markup
 
 from attest.errors import UsageError
 from attest.manifest import file_sha256, read_manifest
-from attest.model import parse_time
+from attest.manual import STATES as MANUAL_STATES
+from attest.model import STATUS_ORDER, parse_time, readiness
 from attest.store import is_bundle, list_bundles
 from controls import criteria, criteria_family
+from reports._results import listed_exceptions
 from reports.diff import diff_results, is_empty
 
-STATUS_ORDER = ("fail", "error", "excepted", "pass", "not_applicable", "skipped")
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 BAD = ("fail", "error")
 
@@ -42,6 +44,8 @@ FAMILY_TITLES = {
 }
 
 TREND_W, TREND_H, TREND_PAD = 760, 190, 36
+# The trend shows the newest scans only: each point reads one earlier bundle's results.json.
+TREND_SCANS = 90
 
 
 def _env() -> Environment:
@@ -62,12 +66,6 @@ def _parse(value: str | None) -> datetime | None:
         return parse_time(value)
     except ValueError:
         return None
-
-
-def readiness(counts: dict[str, int]) -> float | None:
-    """Same rule as the scan summary: passed (or excepted) share of the judged controls."""
-    judged = sum(counts.get(s, 0) for s in ("pass", "fail", "error", "excepted"))
-    return round(100.0 * (counts.get("pass", 0) + counts.get("excepted", 0)) / judged, 1) if judged else None
 
 
 def _family_key(family: str) -> tuple[int, int, str]:
@@ -113,20 +111,18 @@ def remediation_steps(text: str) -> tuple[str, list[str]]:
     return parts[0].strip(), [p.strip() for p in parts[2::2]]
 
 
-MANUAL_STATES = ("expired", "expiring", "missing", "current")
-
-
 def _manual(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per finding of the manual-evidence controls, with the validity word of its detail."""
+    """One row per finding of the manual-evidence controls, with the state its detail starts
+    with (the manual rule writes ``<state>: ...``)."""
     rows = []
     for c in views:
         if c.get("source") != "manual":
             continue
         for f in c.get("findings", []):
-            words = re.findall(r"[a-z]+", str(f.get("detail", "")).lower())
-            state = next((w for w in MANUAL_STATES if w in words), "")
+            prefix = str(f.get("detail", "")).split(":", 1)[0]
             rows.append({"control": c["id"], "title": c.get("title", ""), "resource": f["resource"],
-                         "status": f["status"], "state": state, "detail": f.get("detail", "")})
+                         "status": f["status"], "state": prefix if prefix in MANUAL_STATES else "",
+                         "detail": f.get("detail", "")})
         if not c.get("findings"):
             rows.append({"control": c["id"], "title": c.get("title", ""), "resource": "",
                          "status": c["status"], "state": "", "detail": c.get("description", "")})
@@ -168,25 +164,12 @@ def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _pick(entry: dict[str, Any], *keys: str) -> Any:
-    return next((entry[k] for k in keys if entry.get(k) not in (None, "")), "")
-
-
 def _exceptions(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Exceptions in force: the results' list, else those the controls applied (deduplicated)."""
-    raw = results.get("exceptions")
-    if not raw:
-        seen: dict[str, dict[str, Any]] = {}
-        for c in results.get("controls", []):
-            for e in c.get("exceptions", []):
-                seen.setdefault(json.dumps(e, sort_keys=True, default=str), {"control": c["id"], **e})
-        raw = list(seen.values())
-    return [{"control": _pick(e, "control", "control_id"),
-             "resource": _pick(e, "resource", "resources"),
-             "reason": _pick(e, "reason", "justification", "note"),
-             "approver": _pick(e, "approver", "approved_by"),
-             "expires": _pick(e, "expires", "expires_at", "expiry", "valid_until"),
-             "state": _pick(e, "state", "status")} for e in raw if isinstance(e, dict)]
+    """Exceptions in force: the results' list and those the controls applied, once each."""
+    return [{"control": e.get("control") or "", "resource": e.get("resource") or "",
+             "reason": e.get("reason") or "", "approver": e.get("approved_by") or "",
+             "expires": e.get("expires") or "", "state": e.get("status") or ""}
+            for e in listed_exceptions(results)]
 
 
 def _read_results(bundle: Path) -> dict[str, Any] | None:
@@ -222,7 +205,7 @@ def build_view(results: dict[str, Any], history: list[Path],
     scan = results.get("scan", {})
     controls = results.get("controls", [])
     sha = evidence_sha256 or {}
-    past = [(b, r) for b in history if (r := _read_results(Path(b))) is not None]
+    past = [(b, r) for b in history[-TREND_SCANS:] if (r := _read_results(Path(b))) is not None]
     points = [(r["scan"].get("bundle", Path(b).name), r["scan"].get("started_at", ""),
                r["summary"]["readiness"]) for b, r in past
               if r.get("summary", {}).get("readiness") is not None]
@@ -248,7 +231,7 @@ def build_view(results: dict[str, Any], history: list[Path],
         "manual": _manual(views),
         "exceptions": _exceptions(results),
         "diff": _diff_view(diff),
-        "trend": _trend(points),
+        "trend": {**_trend(points), "limited": len(history) > TREND_SCANS},
         "table_data": [{"id": c["id"], "status": c["status"], "source": c.get("source", ""),
                         "severity": c.get("severity", ""), "criteria": c.get("criteria", []),
                         "families": c["families"], "title": c.get("title", ""),
@@ -261,7 +244,8 @@ def build_view(results: dict[str, Any], history: list[Path],
 
 def render_report(results: dict[str, Any], history: list[Path], *,
                   evidence_sha256: dict[str, str] | None = None) -> str:
-    """The report as one HTML string. ``history``: earlier complete bundles, oldest first.
+    """The report as one HTML string. ``history``: earlier complete bundles, oldest first; the
+    trend uses the last ``TREND_SCANS`` (90) of them, the changes section the last one.
 
     ``evidence_sha256`` maps bundle-relative evidence paths to their sha256 (see
     :func:`evidence_digests`); without it the report lists the files without hashes."""

@@ -17,7 +17,7 @@ from attest.manual import add_document, iter_documents
 from attest.model import canonical_json, sha256_bytes
 from attest.scan import run_scan
 from reports.export import export_period
-from reports.export_manual import Document, check_document
+from reports.export_manual import Document, check_document, document_status
 
 START, END = date(2026, 9, 1), date(2026, 9, 3)
 
@@ -92,9 +92,19 @@ def test_documents_are_in_the_zip_with_matching_hashes(history, tmp_path):
     assert "..Pentest &lt;final&gt; report é.pdf" in index and "<final>" not in index
     lines = {m: next(line for line in readme.splitlines() if docs[m]["sha256"] in line)
              for m in docs}
-    assert lines["pentest"].rstrip().endswith("valid")
+    assert lines["pentest"].rstrip().endswith("current")         # the manual rule's words
     assert lines["vendors"].rstrip().endswith("expired")       # valid until 09-02, last scan 09-03
     assert "manual/" in index and "manual/" in readme          # listed among the files
+
+
+@pytest.mark.parametrize("valid_until,params,status", [
+    ("2026-12-31", {}, "current"),
+    ("2026-09-20", {}, "expiring"),                                        # catalog default: 30
+    ("2026-09-20", {"manual.penetration_test": {"expiring_days": 10}}, "current"),  # as scanned
+    ("2026-09-02", {}, "expired")])
+def test_document_status_is_the_rules(valid_until, params, status):
+    meta = {"valid_until": valid_until, "sha256_ok": True}
+    assert document_status("manual.penetration_test", meta, END, params) == status
 
 
 def test_replacing_document_and_meta_json_stops_the_export(history, tmp_path):

@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import reports.html
 from attest.cli import main
+from attest.engine import evaluate_control
 from attest.errors import UsageError
-from reports.html import build_view, cmd_report, evidence_digests, render_report
+from attest.manual import add_document
+from collectors.base import CollectContext
+from collectors.manual import ManualCollector
+from controls import catalog_by_id
+from reports.html import TREND_SCANS, build_view, cmd_report, evidence_digests, render_report
 
 EVIL = "<script>alert(1)</script>"
 EVIL_IMG = '<img src=x onerror="alert(2)">'
@@ -184,12 +191,13 @@ def test_changes_since_previous_scan(tmp_path: Path) -> None:
 
 def test_exceptions_and_manual_evidence() -> None:
     res = sample()
-    res["controls"].append(control("manual.pentest", "fail", ["CC4.1"],
-                                   [finding("pentest-2023.pdf", "fail", "expired on 2025-01-15")],
-                                   source="manual"))
+    res["controls"].append(control("manual.pentest", "fail", ["CC4.1"], [finding(
+        "manual:manual.pentest", "fail",
+        "expired: pentest-2023.pdf (sha256 0123456789ab…) valid until 2025-01-15")],
+        source="manual"))
     res["exceptions"] = [{"control": "aws.s3.public_access_block", "resource": "arn:aws:s3:::www",
-                          "reason": "public website", "approver": "cto@example.com",
-                          "expires": "2025-06-30"}]
+                          "reason": "public website", "approved_by": "cto@example.com",
+                          "approved_on": None, "expires": "2025-06-30", "status": "active"}]
     html = render_report(res, [])
     manual = re.search(r'<section class="card" id="manual">(.*?)</section>', html, re.S).group(1)
     assert "pentest-2023.pdf" in manual and "badge expired" in manual
@@ -197,6 +205,52 @@ def test_exceptions_and_manual_evidence() -> None:
     assert "cto@example.com" in exc and "2025-06-30" in exc and "public website" in exc
     assert "No exceptions are in force" in render_report(sample(), [])
     assert 'id="manual"' not in render_report(sample(), [])
+
+
+def test_manual_state_is_the_rules_not_a_word_in_the_file_name(tmp_path: Path) -> None:
+    out, doc = tmp_path / "out", tmp_path / "Expired-certs policy.pdf"
+    doc.write_bytes(b"%PDF policy")
+    now = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+    add_document(out, "manual.security_policies", doc, date(2027, 6, 30))
+    records = list(ManualCollector(ManualCollector.Config()).collect(
+        CollectContext(now=now, output_dir=out)))
+    policies = catalog_by_id()["manual.security_policies"]
+    result = evaluate_control(policies, records, policies.param_values(), now).to_json()
+    assert result["findings"][0]["detail"].startswith("current: Expired-certs policy.pdf")
+    res = sample()
+    res["controls"].append(result)
+    html = render_report(res, [])
+    manual = re.search(r'<section class="card" id="manual">(.*?)</section>', html, re.S).group(1)
+    assert "Expired-certs policy.pdf" in manual
+    assert "badge current" in manual and "badge expired" not in manual
+
+
+def test_exceptions_listed_once_whether_from_results_or_controls() -> None:
+    entry = {"control": "aws.s3.public_access_block", "resource": "arn:aws:s3:::www",
+             "reason": "public website", "approved_by": "cto@example.com", "approved_on": None,
+             "expires": "2025-06-30", "status": "active"}
+    res = sample()
+    res["controls"][1]["exceptions"] = [entry]
+    expected = [{"control": "aws.s3.public_access_block", "resource": "arn:aws:s3:::www",
+                 "reason": "public website", "approver": "cto@example.com",
+                 "expires": "2025-06-30", "state": "active"}]
+    assert build_view(res, [])["exceptions"] == expected       # applied by a control only
+    res["exceptions"] = [entry]
+    assert build_view(res, [])["exceptions"] == expected       # listed and applied: once
+
+
+def test_trend_reads_the_last_90_bundles_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    history = [write_bundle(tmp_path, results([control("aws.a.b", "pass", ["CC6.1"])],
+                                              bundle=f"202503{i // 24 + 1:02d}T{i % 24:02d}0000Z"))
+               for i in range(TREND_SCANS + 5)]
+    read: list[Path] = []
+    real = reports.html._read_results
+    monkeypatch.setattr(reports.html, "_read_results", lambda b: read.append(b) or real(b))
+    html = render_report(sample(), history)
+    assert read == history[-TREND_SCANS:]
+    assert html.count('class="trend-point') == TREND_SCANS + 1
+    assert f"the last {TREND_SCANS + 1} scans in this output folder" in html
+    assert "Changes since the previous scan" in html
 
 
 def test_evidence_digests_from_manifest_or_files(tmp_path: Path) -> None:

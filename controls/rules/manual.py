@@ -5,23 +5,18 @@ expiring -> pass, detail says "expiring" (valid for ``expiring_days`` or fewer)
 expired  -> fail
 missing  -> fail
 changed  -> error (the stored file no longer matches its recorded sha256)
+
+Each detail starts with the state and a colon (``expired: ...``); the HTML report reads it there.
 """
 from __future__ import annotations
 
 from datetime import date
 from typing import Any, Iterator
 
+from attest.manual import manual_status
 from attest.model import Finding, errored, failed, passed
 from controls import load_catalog
 from controls.rules import EvidenceView, rule
-
-
-def manual_status(valid_until: date, today: date, expiring_days: int) -> str:
-    if valid_until < today:
-        return "expired"
-    if (valid_until - today).days <= expiring_days:
-        return "expiring"
-    return "current"
 
 
 def _judge(control_id: str, ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]:
