@@ -76,11 +76,8 @@ def iter_documents(output_dir: Path) -> Iterator[dict[str, Any]]:
 
 
 def _output_dir(args: argparse.Namespace) -> Path:
-    if args.dir:
-        return Path(args.dir)
-    from attest.config import load_config
-    import os
-    return load_config(args.config or os.environ.get("ATTEST_CONFIG")).output_dir
+    from attest.config import output_dir_for
+    return output_dir_for(args.dir, args.config)
 
 
 def cmd_evidence_add(args: argparse.Namespace) -> int:

@@ -303,11 +303,8 @@ def _parse_day(value: str, flag: str) -> date:
 
 def cmd_export(args: argparse.Namespace) -> int:
     start, end = _parse_day(args.start, "--from"), _parse_day(args.end, "--to")
-    if args.dir:
-        out_dir = Path(args.dir)
-    else:
-        from attest.config import load_config
-        out_dir = load_config(args.config or os.environ.get("ATTEST_CONFIG")).output_dir
+    from attest.config import output_dir_for
+    out_dir = output_dir_for(args.dir, args.config)
     dest = Path(args.out or f"attest-export-{start.isoformat()}-{end.isoformat()}.zip")
     try:
         path = export_period(out_dir, start, end, dest)

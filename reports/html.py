@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from attest.errors import UsageError
 from attest.manifest import file_sha256, read_manifest
 from attest.manual import STATES as MANUAL_STATES
 from attest.model import STATUS_ORDER, parse_time, readiness
-from attest.store import is_bundle, list_bundles
+from attest.store import is_bundle, list_bundles, read_results
 from controls import criteria, criteria_family
 from reports._results import listed_exceptions
 from reports.diff import diff_results, is_empty
@@ -173,11 +172,11 @@ def _exceptions(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _read_results(bundle: Path) -> dict[str, Any] | None:
+    """A past bundle's results, or None if unreadable (the trend skips it and carries on)."""
     try:
-        data = json.loads((bundle / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_results(bundle)
+    except UsageError:
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("controls"), list) else None
 
 
 def _trend(points: list[tuple[str, str, float]]) -> dict[str, Any]:

@@ -65,7 +65,6 @@ SPECS: tuple[Spec, ...] = (
 )
 
 PRODUCES: tuple[str, ...] = tuple(s.name for s in SPECS)
-BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
 
 # IAM's action names where they differ from "<service>:<Operation>".
 IAM_PREFIX = {"s3control": "s3"}
