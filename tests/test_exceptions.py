@@ -65,6 +65,10 @@ def test_bad_entry_names_line_and_key(tmp_path: Path) -> None:
                  "  approved_by: me\n  expires: someday\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"exceptions.yaml:5: 0.expires: "):
         load_exceptions_file(p)
+    p.write_text("- control: aws.s3.encrypted\n  resource: x\n  reason: ok ok\n  approved_by: me\n"
+                 "  expires: 2027-01-01\n  aproved: typo\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"exceptions.yaml:6: 0.aproved: unknown key"):
+        load_exceptions_file(p)
     p.write_text("- control: aws.nope\n  resource: x\n  reason: because\n  approved_by: me\n"
                  "  expires: 2027-01-01\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"exceptions.yaml:1: 0.control: unknown control id"):
