@@ -119,12 +119,12 @@ def _manual(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         for f in c.get("findings", []):
             prefix = str(f.get("detail", "")).split(":", 1)[0]
-            rows.append({"control": c["id"], "title": c.get("title", ""), "resource": f["resource"],
-                         "status": f["status"], "state": prefix if prefix in MANUAL_STATES else "",
+            rows.append({"control": c["id"], "title": c.get("title", ""), "status": f["status"],
+                         "state": prefix if prefix in MANUAL_STATES else "",
                          "detail": f.get("detail", "")})
         if not c.get("findings"):
-            rows.append({"control": c["id"], "title": c.get("title", ""), "resource": "",
-                         "status": c["status"], "state": "", "detail": c.get("description", "")})
+            rows.append({"control": c["id"], "title": c.get("title", ""), "status": c["status"],
+                         "state": "", "detail": c.get("description", "")})
     return rows
 
 
