@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scan a fictional company on local servers: no credentials, no network")
     s.add_argument("--format", choices=["table", "json", "csv", "junit"], default="table",
                    help="what to print on stdout (default: a summary table)")
+    s.add_argument("--allow-unsafe-store", action="store_true",
+                   help="scan even when the S3 store is not versioned or is public")
 
     c = sub.add_parser("controls", help="list the control catalog")
     c.add_argument("--source", help=f"only this source ({', '.join(SOURCES)})")
@@ -59,14 +61,32 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["table", "json", "markdown"], default="table")
 
     v = sub.add_parser("verify", help="recompute every hash of a bundle (or all in a dir) and the chain")
-    v.add_argument("target", help="a bundle folder, or an output folder of bundles")
+    v.add_argument("target", help="a bundle folder, an output folder of bundles, or an S3 store "
+                                  "s3://bucket/prefix (or one bundle in it)")
     v.add_argument("--allow-pruned", action="store_true",
                    help="accept that bundles older than the oldest one present were deleted")
+    v.add_argument("--public-key", help="PEM public key: every bundle must be signed by it")
+    v.add_argument("--config", help="config whose store_options reach the S3 store "
+                                    "(default $ATTEST_CONFIG)")
 
     e = sub.add_parser("evaluate", help="re-run the controls on a bundle's stored evidence, offline")
-    e.add_argument("bundle")
-    e.add_argument("--out", help="write the fresh results JSON here (never into the bundle)")
+    e.add_argument("bundle", help="a bundle folder, or s3://bucket/prefix/<bundle>")
+    e.add_argument("--out", help="write the fresh results JSON here (never into a bundle)")
     e.add_argument("--config", help="take control parameters from this config instead of the bundle's")
+
+    k = sub.add_parser("keys", help="the signing key")
+    ksub = k.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    kp = ksub.add_parser("public", help="print the PEM public key to hand the auditor")
+    kp.add_argument("--config", help="config with the signing: section (default $ATTEST_CONFIG)")
+    kp.set_defaults(func=cmd_keys_public)
+
+    st = sub.add_parser("store", help="the S3 evidence store")
+    stsub = st.add_subparsers(dest="store_command", required=True, parser_class=_Parser)
+    sc = stsub.add_parser("check", help="versioning, Object Lock, encryption and public access "
+                                        "of the store's bucket")
+    sc.add_argument("--config", help="config with store: s3://... (default $ATTEST_CONFIG)")
+    sc.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sc.set_defaults(func=cmd_store_check)
 
     pm = sub.add_parser("permissions", help="print the least-privilege policy a source needs")
     pm.add_argument("source", help="e.g. aws")
@@ -118,12 +138,17 @@ def cmd_scan(args: argparse.Namespace) -> int:
     try:
         with progress_reporter() as step:
             outcome = run_scan(config, out_dir=out, progress=step, demo=bool(demo),
-                               exceptions=exceptions)
+                               exceptions=exceptions, allow_unsafe_store=args.allow_unsafe_store)
     finally:
         if demo:
             demo.stop()
     _print_results(outcome.results, args.format)
     print(f"bundle: {outcome.bundle}\nreport: {outcome.bundle / 'report.html'}", file=sys.stderr)
+    if outcome.store_error:
+        print(f"attest: error: the bundle was not uploaded to {outcome.store} (kept in "
+              f"{outcome.bundle}; the next scan uploads it): {outcome.store_error}", file=sys.stderr)
+    elif outcome.store:
+        print(f"store: {outcome.store}/{outcome.bundle.name}/", file=sys.stderr)
     return outcome.exit_code
 
 
@@ -181,25 +206,98 @@ def cmd_controls(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from attest.manifest import verify
-    bundles, problems = verify(args.target, allow_pruned=args.allow_pruned)
+    from attest.s3store import is_store_url, verify_store
+    from attest.signing import load_public_key
+    key = load_public_key(args.public_key) if args.public_key else None
+    if is_store_url(args.target):
+        names, problems, notes = verify_store(args.target, args.config, public_key=key,
+                                              allow_pruned=args.allow_pruned)
+    else:
+        bundles, problems = verify(args.target, allow_pruned=args.allow_pruned, public_key=key)
+        names, notes = [b.name for b in bundles], []
     for p in problems:
         print(f"FAIL {p}")
     if problems:
-        print(f"attest: verify failed: {len(problems)} problem(s) in {len(bundles)} bundle(s)",
+        print(f"attest: verify failed: {len(problems)} problem(s) in {len(names)} bundle(s)",
               file=sys.stderr)
         return 1
-    print(f"OK: {len(bundles)} bundle(s) verified, every file hash and the chain match")
+    signed = (f"every bundle is signed by the given public key ({key.keyid[:16]}...)" if key else
+              "signatures not checked (give --public-key FILE; `attest keys public` prints it)")
+    print(f"OK: {len(names)} bundle(s) verified, every file hash and the chain match; {signed}")
+    for note in notes:
+        print(note)
     return 0
 
 
+def cmd_keys_public(args: argparse.Namespace) -> int:
+    from attest.config import load_config
+    from attest.signing import load_signer
+    path = args.config or os.environ.get("ATTEST_CONFIG")
+    if not path:
+        raise UsageError("attest keys public: give --config FILE (or set ATTEST_CONFIG) with a "
+                         "signing: section")
+    config = load_config(path)
+    if config.model.signing is None:
+        raise UsageError(f"{path}: no signing: section (kms_key_id or private_key_path)")
+    aws = config.section("aws")
+    signer = load_signer(config.model.signing, base_dir=config.path.parent if config.path else None,
+                         endpoint_url=getattr(aws, "endpoint_url", None))
+    sys.stdout.write(signer.public_pem)
+    return 0
+
+
+def cmd_store_check(args: argparse.Namespace) -> int:
+    from attest.config import load_config
+    from attest.s3store import configured_store
+    path = args.config or os.environ.get("ATTEST_CONFIG")
+    if not path:
+        raise UsageError("attest store check: give --config FILE (or set ATTEST_CONFIG) with store: s3://...")
+    config = load_config(path)
+    store = configured_store(config)
+    if store is None:
+        raise UsageError(f"{path}: no store: s3://... in the config (bundles stay in output_dir)")
+    check = store.check()
+    if args.json:
+        print(json.dumps(check.to_json(), indent=2, default=str))
+    else:
+        lock = check.object_lock
+        pab = check.public_access_block
+        claim = check.lock_claim(store.options)
+        print(f"store:               {check.url}")
+        print(f"versioning:          {check.versioning or 'unknown'}")
+        print("object lock:         " + ("unknown" if lock is None else "not enabled"
+              if not lock.get("enabled") else f"enabled, default retention "
+              f"{lock.get('mode') or 'none'}{' ' + str(lock['days']) + ' days' if lock.get('days') else ''}"))
+        print("retention on upload: " + (f"{claim['mode']} {claim['days']} days ({claim['source']})"
+                                         if claim else "none: objects could be deleted"))
+        print(f"default encryption:  {check.encryption or 'unknown'}")
+        print("public access block: " + ("unknown" if pab is None else
+                                         ", ".join(f"{k} {'on' if v else 'OFF'}" for k, v in pab.items())))
+        print("public:              " + ("unknown" if check.public is None else "YES" if check.public else "no"))
+        for note in check.notes:
+            print(f"note: {note}")
+        for problem in check.problems:
+            print(f"UNSAFE: {problem}")
+        if not check.problems:
+            print("OK: a scan will write to this store")
+    return 1 if check.problems else 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from attest.s3store import local_view
+    from attest.store import writable_output
+    out = writable_output(args.out) if args.out else None
+    with local_view(args.bundle, args.config) as bundle:
+        return _evaluate(args, bundle, out)
+
+
+def _evaluate(args: argparse.Namespace, bundle: Path, out: Path | None) -> int:
     from attest.engine import evaluate
     from attest.manifest import verify_bundle
     from attest.model import parse_time
     from attest.scan import exit_code_for, summarize
     from attest.store import is_bundle, load_evidence, read_results
     from controls import load_catalog
-    bundle = Path(args.bundle)
     if not is_bundle(bundle):
         raise UsageError(f"{bundle}: not a bundle (no manifest.json)")
     problems = verify_bundle(bundle)
@@ -230,8 +328,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"changed: {cid}: {old} -> {new}")
     if not changed:
         print("same statuses as the stored results")
-    if args.out:
-        Path(args.out).write_text(json.dumps(fresh, indent=2, ensure_ascii=False), encoding="utf-8")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(fresh, indent=2, ensure_ascii=False), encoding="utf-8")
     return exit_code_for(fresh)
 
 

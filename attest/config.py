@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model, field_validator
 
-from attest.errors import ConfigError
+from attest.errors import ConfigError, UsageError
 from attest.model import canonical_json, sha256_bytes
+from attest.s3store import StoreOptions
+from attest.signing import SigningConfig
 from collectors import SOURCES, load_collector
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -28,6 +30,21 @@ class CoreConfig(BaseModel):
     output_dir: str = "evidence"
     exceptions_file: str | None = "exceptions.yaml"
     controls: dict[str, dict[str, Any]] = {}
+    store: str | None = None                  # s3://bucket/prefix; None: the local output_dir
+    store_options: StoreOptions = StoreOptions()
+    signing: SigningConfig | None = None
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from attest.s3store import parse_store_url
+        try:
+            bucket, prefix = parse_store_url(value)
+        except UsageError:
+            raise ValueError("expected s3://bucket/prefix with a valid bucket name") from None
+        return f"s3://{bucket}/{prefix}".rstrip("/")
 
 
 def config_model() -> type[BaseModel]:
@@ -213,3 +230,12 @@ def output_dir_for(dir_arg: str | None, config_arg: str | None) -> Path:
     if dir_arg:
         return Path(dir_arg)
     return load_config(config_arg or os.environ.get("ATTEST_CONFIG")).output_dir
+
+
+def location_for(dir_arg: str | None, config_arg: str | None) -> str | Path:
+    """Where a command reads the chain of bundles: ``--dir`` (a folder or ``s3://...``), else
+    the config's S3 store when it names one, else its output folder."""
+    if dir_arg:
+        return dir_arg if dir_arg.startswith("s3://") else Path(dir_arg)
+    config = load_config(config_arg or os.environ.get("ATTEST_CONFIG"))
+    return config.model.store or config.output_dir

@@ -5,13 +5,20 @@ not be collected is not an exception: it is recorded as evidence and makes the s
     ├── ConfigError              exit 2  bad config file, key, type, value (file, line, key)
     ├── CatalogError             exit 2  the control catalog is inconsistent
     ├── UsageError               exit 2  bad command-line use (unknown bundle, bad date, ...)
-    └── IntegrityError           exit 1  a bundle or the hash chain does not verify (bundle, file)
+    ├── IntegrityError           exit 1  a bundle or the hash chain does not verify (bundle, file)
+    └── StoreError               exit 3  the S3 evidence store could not be read or written
+                                         (exit 2 when it is refused as unsafe)
 """
 from __future__ import annotations
 
 
 class AttestError(Exception):
     exit_code = 2
+
+    def __init__(self, *args: object, exit_code: int | None = None) -> None:
+        super().__init__(*args)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class ConfigError(AttestError):
@@ -45,3 +52,7 @@ class IntegrityError(AttestError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or [message]
+
+
+class StoreError(AttestError):
+    exit_code = 3

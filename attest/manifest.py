@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from attest.errors import UsageError
+from attest.signing import ATTESTATION, check_attestation
 from attest.store import BUNDLE_NAME, is_bundle, list_bundles
 
 MANIFEST = "manifest.json"
 FORMAT = "attest-bundle/1"
+UNLISTED = frozenset({MANIFEST, ATTESTATION})  # the manifest, and the signature over it
 
 
 def file_sha256(path: Path) -> str:
@@ -31,24 +33,30 @@ def manifest_sha256(bundle: Path) -> str:
 
 
 def build_manifest(files: dict[str, tuple[str, int]], *, scan_id: str, created_at: str,
-                   tool_version: str, config_digest: str, previous: Path | None) -> dict[str, Any]:
-    """``files``: every file of the bundle but the manifest, path -> (sha256, size), as written."""
-    return {
+                   tool_version: str, config_digest: str, previous: tuple[str, str] | None,
+                   store: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``files``: every file of the bundle but the manifest, path -> (sha256, size), as written.
+    ``previous``: (bundle name, sha256 of its manifest.json) of the bundle this one follows.
+    ``store``: where the bundle is kept beyond this folder (an S3 store and its Object Lock)."""
+    manifest = {
         "format": FORMAT, "scan_id": scan_id, "created_at": created_at, "tool_version": tool_version,
         "config_digest": config_digest,
-        "previous": ({"bundle": previous.name, "manifest_sha256": manifest_sha256(previous)}
-                     if previous else None),
+        "previous": {"bundle": previous[0], "manifest_sha256": previous[1]} if previous else None,
         "files": [{"path": rel, "sha256": sha, "size": size}
-                  for rel, (sha, size) in sorted(files.items()) if rel != MANIFEST],
+                  for rel, (sha, size) in sorted(files.items()) if rel not in UNLISTED],
     }
+    if store:
+        manifest["store"] = store
+    return manifest
 
 
 def read_manifest(bundle: Path) -> dict[str, Any]:
     return json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
 
 
-def verify_bundle(bundle: Path) -> list[str]:
-    """Problems with one bundle's files (empty list: every hash, size and file matches)."""
+def verify_bundle(bundle: Path, public_key: Any = None) -> list[str]:
+    """Problems with one bundle's files (empty list: every hash, size and file matches), and
+    with its signature: with ``public_key`` the bundle must be signed by that key."""
     problems: list[str] = []
     try:
         manifest = read_manifest(bundle)
@@ -56,7 +64,7 @@ def verify_bundle(bundle: Path) -> list[str]:
         return [f"{bundle.name}: manifest.json unreadable: {exc}"]
     listed = {f["path"]: f for f in manifest.get("files", [])}
     present = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
-    present.discard(MANIFEST)
+    present -= UNLISTED
     for rel in sorted(listed.keys() - present):
         problems.append(f"{bundle.name}: {rel}: missing")
     for rel in sorted(present - listed.keys()):
@@ -65,6 +73,7 @@ def verify_bundle(bundle: Path) -> list[str]:
         entry, path = listed[rel], bundle / rel
         if path.stat().st_size != entry["size"] or file_sha256(path) != entry["sha256"]:
             problems.append(f"{bundle.name}: {rel}: changed (sha256 does not match the manifest)")
+    problems.extend(check_attestation(bundle, manifest_sha256(bundle), public_key))
     return problems
 
 
@@ -103,7 +112,8 @@ def resolve_bundles(target: str | Path) -> list[Path]:
     return bundles
 
 
-def verify(target: str | Path, *, allow_pruned: bool = False) -> tuple[list[Path], list[str]]:
+def verify(target: str | Path, *, allow_pruned: bool = False,
+           public_key: Any = None) -> tuple[list[Path], list[str]]:
     """Verify a bundle or every bundle of a directory and their chain: (bundles, problems).
 
     For a directory, the chain must also be whole at its start: the oldest bundle links to no
@@ -125,7 +135,7 @@ def verify(target: str | Path, *, allow_pruned: bool = False) -> tuple[list[Path
                             f"{first_link.get('bundle')}, which is not in the folder "
                             "(use --allow-pruned if older bundles were deleted on purpose)")
     for b in bundles:
-        problems.extend(verify_bundle(b))
+        problems.extend(verify_bundle(b, public_key))
     problems.extend(verify_chain(bundles))
     return bundles, problems
 

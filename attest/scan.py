@@ -17,16 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from attest import __version__
 from attest.config import LoadedConfig
 from attest.engine import evaluate
 from attest.manifest import MANIFEST, build_manifest
-from attest.model import (ControlResult, Evidence, EvidenceState, Status, isoformat, parse_time,
-                          readiness, utcnow)
-from attest.errors import AttestError
-from attest.store import RESULTS, BundleWriter, bundle_time, list_bundles, read_results
+from attest.model import (ControlResult, Evidence, EvidenceState, Status, canonical_json, isoformat,
+                          parse_time, readiness, sha256_bytes, utcnow)
+from attest.store import RESULTS, BundleWriter, bundle_time, list_bundles, next_bundle_name
 from collectors import SOURCES, load_collector
 from collectors.base import WITHOUT_CONFIG_FILE, CollectContext
 from controls import Control, load_catalog
@@ -42,10 +41,13 @@ class ScanOutcome:
     results: dict[str, Any]
     controls: list[ControlResult]
     records: list[Evidence] = field(default_factory=list)
+    previous: dict[str, Any] | None = None   # results of the bundle this one follows
+    store_error: str | None = None           # the upload to the S3 store failed (kept locally)
+    store: str | None = None                 # the S3 store URL, when there is one
 
     @property
     def exit_code(self) -> int:
-        return exit_code_for(self.results)
+        return EXIT_INCOMPLETE if self.store_error else exit_code_for(self.results)
 
 
 def exit_code_for(results: dict[str, Any]) -> int:
@@ -88,27 +90,79 @@ def _out_dir_lock(out: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _bundle_started_at(bundle: Path) -> datetime:
+def _started_at(results: dict[str, Any] | None, name: str) -> datetime:
     try:
-        return parse_time(read_results(bundle)["scan"]["started_at"]) or bundle_time(bundle.name)
-    except (AttestError, KeyError):
-        return bundle_time(bundle.name)
+        return parse_time((results or {})["scan"]["started_at"]) or bundle_time(name)
+    except (KeyError, TypeError, ValueError):
+        return bundle_time(name)
 
 
-def last_collected(out: Path) -> Callable[[str, str], datetime | None]:
+class Chain:
+    """The bundles this scan's bundle joins: the local output folder, and the S3 store when the
+    config names one (then the store's bundles are the chain; the local folder is where bundles
+    are written first and kept until they are uploaded)."""
+
+    def __init__(self, out: Path, store: Any = None) -> None:
+        self.out = out
+        self.store = store
+        self._names: list[str] | None = None
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            self._names = (self.store.bundle_names() if self.store is not None
+                           else [b.name for b in list_bundles(self.out)])
+        return self._names
+
+    def read(self, name: str, rel: str) -> bytes | None:
+        local = self.out / name / rel
+        if local.is_file():   # a bundle uploaded from here is byte for byte the same
+            return local.read_bytes()
+        return self.store.read(f"{name}/{rel}") if self.store is not None else None
+
+    def results(self, name: str) -> dict[str, Any] | None:
+        data = self.read(name, RESULTS)
+        try:
+            return json.loads(data) if data else None
+        except ValueError:
+            return None
+
+    def head(self) -> tuple[str, str] | None:
+        """(name, manifest sha256) of the newest bundle in the chain, read afresh."""
+        self._names = None
+        names = self.names()
+        if not names:
+            return None
+        data = self.read(names[-1], MANIFEST)
+        return (names[-1], sha256_bytes(data)) if data is not None else None
+
+    @contextlib.contextmanager
+    def history(self, limit: int) -> Iterator[list[Path]]:
+        """Folders holding the results.json of the newest ``limit`` bundles (for the report)."""
+        names = self.names()[-limit:]
+        if self.store is None:
+            yield [self.out / n for n in names]
+            return
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="attest-history-") as tmp:
+            self.store.materialize(Path(tmp), names, only=[RESULTS])
+            yield [Path(tmp) / n for n in names]
+
+
+def last_collected(chain: Chain | Path) -> Callable[[str, str], datetime | None]:
     """``(name, scope) -> when`` the newest complete bundle holding that evidence with state ok
     was started; None if no bundle has it. Lets a collector window "since the last good read"."""
-    bundles = list_bundles(out)
+    chain = chain if isinstance(chain, Chain) else Chain(Path(chain))
+    names = chain.names()
 
     def lookup(name: str, scope: str) -> datetime | None:
         rel = Evidence(name=name, scope=scope, state=EvidenceState.OK).path
-        for bundle in reversed(bundles):
+        for bundle in reversed(names):
             try:
-                state = json.loads((bundle / rel).read_text(encoding="utf-8")).get("state")
-            except (OSError, ValueError):
+                state = json.loads(chain.read(bundle, rel) or b"{}").get("state")
+            except ValueError:
                 continue
             if state == EvidenceState.OK.value:
-                return _bundle_started_at(bundle)
+                return _started_at(chain.results(bundle), bundle)
         return None
     return lookup
 
@@ -153,7 +207,7 @@ def _collect_source(source: str, collector: Any, ctx: CollectContext,
 
 def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime | None = None,
              progress: Callable[[str], None] | None = None, demo: bool = False,
-             exceptions: Any = None) -> ScanOutcome:
+             exceptions: Any = None, allow_unsafe_store: bool = False) -> ScanOutcome:
     started = now or utcnow()
     t0 = time.monotonic()
     clock = (lambda: started + timedelta(seconds=time.monotonic() - t0)) if now else utcnow
@@ -161,20 +215,64 @@ def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime
     capture = _LogCapture()
     logging.getLogger("attest").addHandler(capture)
     try:
+        seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
         return _run(config, out, started, clock, progress or (lambda step: None), demo, capture,
-                    exceptions)
+                    exceptions, seal)
     finally:
         logging.getLogger("attest").removeHandler(capture)
 
 
+@dataclass
+class Seal:
+    """How this scan's bundle will be sealed and kept: its chain, signer and store claim."""
+    chain: Chain
+    signer: Any = None                      # attest.signing.LoadedSigner, or None (unsigned)
+    store_claim: dict[str, Any] | None = None
+    synced: Any = None                      # attest.s3store.SyncResult of the start-up sync
+
+
+def prepare_seal(config: LoadedConfig, out: Path, *, allow_unsafe_store: bool = False) -> Seal:
+    """Before any evidence is collected: load the signing key (a scan that could not seal its
+    bundle must not start), check the S3 store, and upload what an earlier scan left behind."""
+    from attest.errors import StoreError
+    from attest.s3store import configured_store, sync
+    signer = None
+    if config.model.signing is not None:
+        from attest.signing import load_signer
+        aws = config.section("aws")
+        signer = load_signer(config.model.signing,
+                             base_dir=config.path.parent if config.path else None,
+                             endpoint_url=getattr(aws, "endpoint_url", None))
+        log.info("bundles are signed with %s", signer.description)
+    store = configured_store(config)
+    claim = synced = None
+    if store is not None:
+        check = store.check()
+        problems = check.problems + [n for n in check.notes if "uploads would be refused" in n]
+        if problems and not allow_unsafe_store:
+            raise StoreError(f"{store.url}: refusing an unsafe evidence store: {'; '.join(problems)} "
+                             "(attest store check shows the details; --allow-unsafe-store scans "
+                             "anyway)", exit_code=2)
+        claim = {"url": store.url, "versioning": check.versioning,
+                 "object_lock": check.lock_claim(store.options)}
+        with store.lock(f"scan {uuid.uuid4()}"):
+            synced = sync(store, out)
+        for name in synced.uploaded:
+            log.info("uploaded %s to %s (left by an earlier scan)", name, store.url)
+        for line in synced.kept_local:
+            log.warning("%s", line)
+    return Seal(chain=Chain(out, store), signer=signer, store_claim=claim, synced=synced)
+
+
 def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[], datetime],
-         progress: Callable[[str], None],
-         demo: bool, capture: _LogCapture, exceptions: Any) -> ScanOutcome:
+         progress: Callable[[str], None], demo: bool, capture: _LogCapture, exceptions: Any,
+         seal: Seal) -> ScanOutcome:
     collectors, skipped = plan_sources(config)
     catalog: tuple[Control, ...] = load_catalog()
     writer = BundleWriter(out, started)
     records: list[Evidence] = []
     lock = threading.Lock()
+    chain = seal.chain
 
     def sink(ev: Evidence) -> None:
         writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
@@ -184,9 +282,9 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
             log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
 
     try:
-        ctx = CollectContext(now=started, last_collected=last_collected(out),
+        ctx = CollectContext(now=started, last_collected=last_collected(chain),
                              progress=progress, output_dir=out)
-        log.info("scan %s started: sources %s; skipped %s", writer.name, ", ".join(collectors) or "none",
+        log.info("scan started: sources %s; skipped %s", ", ".join(collectors) or "none",
                  ", ".join(skipped) or "none")
         with ThreadPoolExecutor(max_workers=max(1, len(collectors))) as pool:
             futures = {s: pool.submit(_collect_source, s, c, ctx, sink) for s, c in collectors.items()}
@@ -195,12 +293,11 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
             source_status[s] = {"status": "skipped", "detail": reason}
         params = config.model.controls
         results_list = evaluate(catalog, records, params, started, skipped, exceptions)
-        finished = clock()
         controls_json = [r.to_json() for r in results_list]
         incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
         results = {
-            "scan": {"id": str(uuid.uuid4()), "bundle": writer.name, "started_at": isoformat(started),
-                     "finished_at": isoformat(finished), "tool_version": __version__,
+            "scan": {"id": str(uuid.uuid4()), "bundle": None, "started_at": isoformat(started),
+                     "finished_at": None, "tool_version": __version__,
                      "demo": demo, "config_digest": config.digest, "sources": source_status,
                      "incomplete": incomplete, "params": params},
             "summary": summarize(controls_json),
@@ -208,31 +305,76 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
         }
         if exceptions is not None:
             results["exceptions"] = exceptions.to_json(started)
-        writer.write_json(RESULTS, results)
-        _write_report(writer, results, out)
-        log.info("scan %s finished: %s", writer.name, results["summary"]["counts"])
-        with _out_dir_lock(out):
-            previous = (list_bundles(out) or [None])[-1]
-            writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
-            manifest = build_manifest(writer.digests, scan_id=results["scan"]["id"],
-                                      created_at=isoformat(finished), tool_version=__version__,
-                                      config_digest=config.digest, previous=previous)
-            writer.write_json(MANIFEST, manifest)
-            bundle = writer.commit()
+        bundle, previous, store_error = _seal(writer, results, seal, config, started, clock, capture)
     except BaseException:
         if records:  # never lose evidence already collected, never let it look like a bundle
             kept = writer.quarantine()
-            log.error("scan %s did not complete; the %d evidence files collected so far are kept "
-                      "in %s (not a bundle)", writer.name, len(records), kept)
+            log.error("scan did not complete; the %d evidence files collected so far are kept "
+                      "in %s (not a bundle)", len(records), kept)
         else:
             writer.abandon()
         raise
-    return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=records)
+    return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=records,
+                       previous=previous, store_error=store_error,
+                       store=seal.chain.store.url if seal.chain.store is not None else None)
 
 
-def _write_report(writer: BundleWriter, results: dict[str, Any], out: Path) -> None:
-    from reports.html import render_report
-    history = list_bundles(out)
+def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: LoadedConfig,
+          started: datetime, clock: Callable[[], datetime],
+          capture: _LogCapture) -> tuple[Path, dict[str, Any] | None, str | None]:
+    """Join the chain: under the folder's (and the store's) lock, take the newest bundle as the
+    previous one, name the bundle after it, write results, report, log and manifest, sign, make
+    it visible, and upload it. Returns (bundle, the previous bundle's results, upload error)."""
+    from attest.errors import StoreError
+    from attest.s3store import sync
+    chain, store = seal.chain, seal.chain.store
+    store_lock = store.lock(f"scan {results['scan']['id']}") if store is not None \
+        else contextlib.nullcontext()
+    with _out_dir_lock(writer.out_dir), store_lock:
+        listing: dict[str, int] = {}
+        if store is not None:
+            synced = sync(store, writer.out_dir)
+            head, listing = synced.head, synced.listing
+            chain._names = None
+        else:
+            head = chain.head()
+        name = next_bundle_name(started, head[0] if head else None)
+        while (writer.out_dir / name).exists():   # a local bundle the store does not have
+            name = next_bundle_name(started, name)
+        results["scan"]["bundle"] = name
+        results["scan"]["finished_at"] = isoformat(clock())
+        previous_results = chain.results(head[0]) if head else None
+        writer.write_json(RESULTS, results)
+        _write_report(writer, results, chain)
+        log.info("scan %s finished: %s", name, results["summary"]["counts"])
+        writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
+        manifest = build_manifest(writer.digests, scan_id=results["scan"]["id"],
+                                  created_at=results["scan"]["finished_at"], tool_version=__version__,
+                                  config_digest=config.digest, previous=head,
+                                  store=seal.store_claim)
+        manifest_bytes = canonical_json(manifest)
+        writer.write_bytes(MANIFEST, manifest_bytes)
+        if seal.signer is not None:
+            from attest.signing import ATTESTATION, build_statement, sign_statement
+            statement = build_statement(manifest_bytes, manifest, bundle=name, results=results)
+            writer.write_bytes(ATTESTATION, sign_statement(statement, seal.signer))
+        bundle = writer.commit(name)
+        store_error = None
+        if store is not None:
+            try:
+                count = store.upload_bundle(bundle, listing)
+                store.upload_manual(writer.out_dir / "manual", listing)
+                log.info("uploaded %s to %s (%d objects)", name, store.url, count)
+            except StoreError as exc:
+                store_error = str(exc)
+                log.error("upload of %s failed; the bundle is kept in %s and the next scan uploads "
+                          "it: %s", name, bundle, exc)
+    return bundle, previous_results, store_error
+
+
+def _write_report(writer: BundleWriter, results: dict[str, Any], chain: Chain) -> None:
+    from reports.html import TREND_SCANS, render_report
     digests = {path: sha for path, (sha, _) in writer.digests.items()}  # hashed once, as written
-    writer.write_bytes("report.html", render_report(
-        results, history, evidence_sha256=digests).encode("utf-8"))
+    with chain.history(TREND_SCANS + 1) as history:
+        html = render_report(results, history, evidence_sha256=digests)
+    writer.write_bytes("report.html", html.encode("utf-8"))

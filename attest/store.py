@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from attest.errors import UsageError
 from attest.model import Evidence, canonical_json, sha256_bytes
 
 BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
@@ -29,6 +30,23 @@ def bundle_time(name: str) -> datetime:
     return datetime.strptime(name.split("-")[0], TS_FORMAT).replace(tzinfo=timezone.utc)
 
 
+def bundle_sort_key(name: str) -> tuple[str, int]:
+    """Chain order: by time, then by the suffix of bundles sealed in the same second."""
+    stamp, _, n = name.partition("-")
+    return stamp, int(n) if n.isdigit() else 0
+
+
+def next_bundle_name(started_at: datetime, head: str | None) -> str:
+    """The name a bundle seals under: its start time, unless the newest bundle (sealed by a scan
+    that ran at the same time) sorts after that; then just after the newest, so that names keep
+    the order of the chain."""
+    name = bundle_name(started_at)
+    if head is None or bundle_sort_key(name) > bundle_sort_key(head):
+        return name
+    stamp, n = bundle_sort_key(head)
+    return f"{stamp}-{n + 1}"
+
+
 def list_bundles(out_dir: str | Path) -> list[Path]:
     """Complete bundles in ``out_dir``, oldest first (a folder counts once it has a manifest)."""
     out = Path(out_dir)
@@ -36,7 +54,7 @@ def list_bundles(out_dir: str | Path) -> list[Path]:
         return []
     return sorted((p for p in out.iterdir()
                    if p.is_dir() and BUNDLE_NAME.match(p.name) and (p / "manifest.json").is_file()),
-                  key=lambda p: p.name)
+                  key=lambda p: bundle_sort_key(p.name))
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -44,20 +62,18 @@ def is_bundle(path: str | Path) -> bool:
 
 
 class BundleWriter:
-    """Writes one bundle; files are write-once; ``commit()`` makes it visible atomically."""
+    """Writes one bundle; files are write-once; ``commit()`` makes it visible atomically.
+
+    The bundle is built under a hidden ``.<start time>-<random>.partial`` folder; its final name
+    is chosen when it is sealed (:func:`next_bundle_name`, under the output folder's lock)."""
 
     def __init__(self, out_dir: str | Path, started_at: datetime) -> None:
+        import uuid
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        name = bundle_name(started_at)
-        n = 1
-        while (self.out_dir / name).exists() or (self.out_dir / f".{name}.partial").exists():
-            name = f"{bundle_name(started_at)}-{n}"
-            n += 1
-        self.name = name
-        self.tmp = self.out_dir / f".{name}.partial"
+        self.name = bundle_name(started_at)      # until sealed: the start time
+        self.tmp = self.out_dir / f".{self.name}-{uuid.uuid4().hex[:8]}.partial"
         self.tmp.mkdir()
-        self.final = self.out_dir / name
         self._lock = threading.Lock()
         self.digests: dict[str, tuple[str, int]] = {}  # relpath -> (sha256, size) of what was written
 
@@ -82,8 +98,12 @@ class BundleWriter:
     def write_evidence(self, evidence: Evidence) -> str:
         return self.write_json(evidence.path, evidence.to_json())
 
-    def commit(self) -> Path:
+    def commit(self, name: str | None = None) -> Path:
         """Make the bundle visible under its final name, durably (the rename is fsynced too)."""
+        self.name = name or self.name
+        self.final = self.out_dir / self.name
+        if self.final.exists():
+            raise FileExistsError(f"{self.final}: a bundle of that name exists already")
         os.replace(self.tmp, self.final)
         fd = os.open(self.out_dir, os.O_RDONLY)
         try:
@@ -98,6 +118,10 @@ class BundleWriter:
     def quarantine(self) -> Path:
         """Keep what was written, under a hidden name that is never taken for a bundle."""
         kept = self.out_dir / f".{self.name}.incomplete"
+        n = 1
+        while kept.exists():
+            kept = self.out_dir / f".{self.name}-{n}.incomplete"
+            n += 1
         os.replace(self.tmp, kept)
         return kept
 
@@ -105,11 +129,28 @@ class BundleWriter:
 RESULTS = "results.json"
 
 
+def writable_output(path: str | Path, what: str = "--out") -> Path:
+    """A local file path a command may write: never ``s3://``, never inside a bundle (sealed,
+    being written, or kept after an interrupted scan), where it would break the manifest."""
+    text = str(path)
+    if text.startswith("s3://"):
+        raise UsageError(f"{what} {text}: must be a local file (only a scan writes to the store)")
+    resolved = Path(text).expanduser().resolve()
+    for folder in [resolved, *resolved.parents]:
+        sealed = BUNDLE_NAME.match(folder.name) and (
+            (folder / "manifest.json").is_file() or (folder / RESULTS).is_file())
+        hidden = folder.name.startswith(".") and folder.name.endswith((".partial", ".incomplete"))
+        if sealed or hidden:
+            raise UsageError(f"{what} {text}: refusing to write inside the bundle {folder.name} "
+                             "(a sealed bundle is never written again)")
+    if resolved.is_dir():
+        raise UsageError(f"{what} {text}: is a folder; give a file name")
+    return resolved
+
+
 def read_results(target: str | Path) -> dict[str, Any]:
     """results.json of a bundle folder (or a results file itself); UsageError, one line, if not."""
     import json
-
-    from attest.errors import UsageError
     path = Path(target)
     file = path / RESULTS if path.is_dir() else path
     if not file.is_file():

@@ -17,15 +17,21 @@ def _lazy(target: str) -> Any:
     return run
 
 
-def _folder_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", help="output folder holding the bundles (default: config output_dir)")
-    parser.add_argument("--config", help="config file (for output_dir; default $ATTEST_CONFIG)")
+def _folder_args(parser: argparse.ArgumentParser, store: bool = True) -> None:
+    if store:
+        parser.add_argument("--dir", help="output folder or S3 store (s3://bucket/prefix) holding the "
+                                          "bundles (default: the config's store, else its output_dir)")
+    else:
+        parser.add_argument("--dir", help="output folder (default: the config's output_dir)")
+    parser.add_argument("--config", help="config file (for output_dir, store and store_options; "
+                                         "default $ATTEST_CONFIG)")
 
 
 def register(sub: Any) -> None:
     r = sub.add_parser("report", help="(re)build the HTML readiness report of a bundle")
-    r.add_argument("target", help="a bundle, or an output folder (its newest bundle)")
+    r.add_argument("target", help="a bundle, or an output folder or S3 store (its newest bundle)")
     r.add_argument("--out", help="where to write the HTML (default: ./attest-report.html)")
+    r.add_argument("--config", help="config whose store_options reach an S3 store (default $ATTEST_CONFIG)")
     r.set_defaults(func=_lazy("reports.html:cmd_report"))
 
     h = sub.add_parser("history", help="the scans kept in the output folder, one line each")
@@ -34,8 +40,9 @@ def register(sub: Any) -> None:
     h.set_defaults(func=_lazy("reports.history:cmd_history"))
 
     d = sub.add_parser("diff", help="what changed between two bundles")
-    d.add_argument("old", help="the older bundle")
+    d.add_argument("old", help="the older bundle (a folder or s3://bucket/prefix/<bundle>)")
     d.add_argument("new", help="the newer bundle")
+    d.add_argument("--config", help="config whose store_options reach an S3 store (default $ATTEST_CONFIG)")
     d.add_argument("--json", action="store_true", help="print JSON instead of a table")
     d.set_defaults(func=_lazy("reports.diff:cmd_diff"))
 
@@ -55,8 +62,8 @@ def register(sub: Any) -> None:
     add.add_argument("--note", default="", help="a short description (e.g. who approved it)")
     add.add_argument("--allow-expired", action="store_true",
                      help="store a document whose validity has already ended (kept for the record)")
-    _folder_args(add)
+    _folder_args(add, store=False)
     add.set_defaults(func=_lazy("attest.manual:cmd_evidence_add"))
     ls = evsub.add_parser("list", help="list stored manual evidence and its validity")
-    _folder_args(ls)
+    _folder_args(ls, store=False)
     ls.set_defaults(func=_lazy("attest.manual:cmd_evidence_list"))

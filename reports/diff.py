@@ -86,7 +86,11 @@ def is_empty(diff: dict[str, Any]) -> bool:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    diff = diff_results(read_results(args.old), read_results(args.new))
+    from attest.s3store import local_view
+    config = getattr(args, "config", None)
+    with local_view(args.old, config, only=("results.json",)) as old, \
+            local_view(args.new, config, only=("results.json",)) as new:
+        diff = diff_results(read_results(old), read_results(new))
     if args.json:
         print(json.dumps(diff, indent=2, ensure_ascii=False))
         return 0

@@ -301,13 +301,25 @@ def _parse_day(value: str, flag: str) -> date:
         raise UsageError(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
 
 
+def period_names(start: date, end: date) -> Any:
+    """Picks, from a store's bundle names, the period's bundles and the newest one before it."""
+    def pick(names: list[str]) -> list[str]:
+        inside = [n for n in names if start <= bundle_time(n).date() <= end]
+        before = [n for n in names if bundle_time(n).date() < start]
+        return before[-1:] + inside
+    return pick
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     start, end = _parse_day(args.start, "--from"), _parse_day(args.end, "--to")
-    from attest.config import output_dir_for
-    out_dir = output_dir_for(args.dir, args.config)
-    dest = Path(args.out or f"attest-export-{start.isoformat()}-{end.isoformat()}.zip")
+    from attest.config import location_for
+    from attest.s3store import local_view
+    from attest.store import writable_output
+    location = location_for(args.dir, args.config)
+    dest = writable_output(args.out or f"attest-export-{start.isoformat()}-{end.isoformat()}.zip")
     try:
-        path = export_period(out_dir, start, end, dest)
+        with local_view(location, args.config, names=period_names(start, end), manual=True) as out_dir:
+            path = export_period(out_dir, start, end, dest)
     except IntegrityError as exc:
         for problem in exc.problems:
             print(f"FAIL {problem}", file=sys.stderr)

@@ -28,9 +28,11 @@ def history_rows(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from attest.config import output_dir_for
-    out = output_dir_for(args.dir, args.config)
-    rows = history_rows(out)
+    from attest.config import location_for
+    from attest.s3store import local_view
+    out = location_for(args.dir, args.config)
+    with local_view(out, args.config, only=("results.json", "manifest.json")) as folder:
+        rows = history_rows(folder)
     if not rows:
         raise UsageError(f"{out}: no bundles found")
     if args.json:

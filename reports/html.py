@@ -22,7 +22,7 @@ from attest.errors import UsageError
 from attest.manifest import file_sha256, read_manifest
 from attest.manual import STATES as MANUAL_STATES
 from attest.model import STATUS_ORDER, parse_time, readiness
-from attest.store import is_bundle, list_bundles, read_results
+from attest.store import bundle_sort_key, is_bundle, list_bundles, read_results
 from controls import criteria, criteria_family
 from reports._results import listed_exceptions
 from reports.diff import diff_results, is_empty
@@ -277,7 +277,8 @@ def _resolve(target: str) -> tuple[Path, list[Path]]:
     """(bundle, earlier bundles of the same folder) for a bundle or an output folder."""
     path = Path(target)
     if is_bundle(path):
-        return path, [b for b in list_bundles(path.parent) if b.name < path.name]
+        key = bundle_sort_key(path.name)
+        return path, [b for b in list_bundles(path.parent) if bundle_sort_key(b.name) < key]
     if not path.is_dir():
         raise UsageError(f"{target}: no such bundle or directory")
     bundles = list_bundles(path)
@@ -287,14 +288,17 @@ def _resolve(target: str) -> tuple[Path, list[Path]]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    bundle, history = _resolve(args.target)
-    results = _read_results(bundle)
-    if results is None:
-        raise UsageError(f"{bundle}: results.json is missing or not an attest results document")
-    out = Path(args.out or "attest-report.html").resolve()
-    if out.is_relative_to(bundle.resolve()):
-        raise UsageError(f"{out}: refusing to write into the bundle (it would break its manifest)")
-    html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results))
+    from attest.s3store import local_view
+    from attest.store import writable_output
+    out = writable_output(args.out or "attest-report.html")
+    # from a store: the results and manifests of the bundle and the TREND_SCANS before it
+    with local_view(args.target, getattr(args, "config", None), names=lambda n: n[-(TREND_SCANS + 1):],
+                    only=("results.json", "manifest.json")) as target:
+        bundle, history = _resolve(str(target))
+        results = _read_results(bundle)
+        if results is None:
+            raise UsageError(f"{bundle.name}: results.json is missing or not an attest results document")
+        html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     print(out)

@@ -284,7 +284,7 @@ def test_cmd_report_refuses_bad_targets(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no bundles found"):
         cmd_report(argparse.Namespace(target=str(tmp_path), out=None))
     bundle = write_bundle(tmp_path, sample())
-    with pytest.raises(UsageError, match="refusing to write into the bundle"):
+    with pytest.raises(UsageError, match="refusing to write inside the bundle"):
         cmd_report(argparse.Namespace(target=str(bundle), out=str(bundle / "report.html")))
     assert main(["report", str(tmp_path / "nope")]) == 2
 
