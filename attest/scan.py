@@ -117,7 +117,14 @@ class Chain:
         local = self.out / name / rel
         if local.is_file():   # a bundle uploaded from here is byte for byte the same
             return local.read_bytes()
-        return self.store.read(f"{name}/{rel}") if self.store is not None else None
+        if self.store is None:
+            return None
+        from attest.errors import StoreError
+        try:
+            return self.store.read(f"{name}/{rel}")
+        except StoreError as exc:   # history only: a look-back starts afresh, a trend is shorter
+            log.warning("%s", exc)
+            return None
 
     def results(self, name: str) -> dict[str, Any] | None:
         data = self.read(name, RESULTS)
@@ -255,12 +262,17 @@ def prepare_seal(config: LoadedConfig, out: Path, *, allow_unsafe_store: bool = 
                              "anyway)", exit_code=2)
         claim = {"url": store.url, "versioning": check.versioning,
                  "object_lock": check.lock_claim(store.options)}
-        with store.lock(f"scan {uuid.uuid4()}"):
-            synced = sync(store, out)
-        for name in synced.uploaded:
-            log.info("uploaded %s to %s (left by an earlier scan)", name, store.url)
-        for line in synced.kept_local:
-            log.warning("%s", line)
+        try:
+            with store.lock(f"scan {uuid.uuid4()}"):
+                synced = sync(store, out)
+        except StoreError as exc:   # collect anyway: the bundle is kept here, the exit code says so
+            log.error("the store could not be reached before collecting (the bundle will be kept "
+                      "in %s): %s", out, exc)
+        else:
+            for name in synced.uploaded:
+                log.info("uploaded %s to %s (left by an earlier scan)", name, store.url)
+            for line in synced.kept_local:
+                log.warning("%s", line)
     return Seal(chain=Chain(out, store), signer=signer, store_claim=claim, synced=synced)
 
 
@@ -328,16 +340,25 @@ def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: Loa
     from attest.errors import StoreError
     from attest.s3store import sync
     chain, store = seal.chain, seal.chain.store
-    store_lock = store.lock(f"scan {results['scan']['id']}") if store is not None \
-        else contextlib.nullcontext()
-    with _out_dir_lock(writer.out_dir), store_lock:
+    store_error: str | None = None
+    with contextlib.ExitStack() as held:
+        held.enter_context(_out_dir_lock(writer.out_dir))
         listing: dict[str, int] = {}
+        head = chain.head() if store is None else None
         if store is not None:
-            synced = sync(store, writer.out_dir)
-            head, listing = synced.head, synced.listing
-            chain._names = None
-        else:
-            head = chain.head()
+            try:
+                held.enter_context(store.lock(f"scan {results['scan']['id']}"))
+                synced = sync(store, writer.out_dir)
+                head, listing = synced.head, synced.listing
+                chain._names = None
+            except StoreError as exc:
+                # The store cannot be reached now: seal after the newest bundle known at the
+                # start; the next scan uploads this one if nothing joined the store meanwhile.
+                store_error = str(exc)
+                store, chain = None, Chain(writer.out_dir)
+                head = seal.synced.head if seal.synced is not None else chain.head()
+                log.error("the store could not be reached to seal; sealing locally after %s: %s",
+                          head[0] if head else "no earlier bundle", exc)
         name = next_bundle_name(started, head[0] if head else None)
         while (writer.out_dir / name).exists():   # a local bundle the store does not have
             name = next_bundle_name(started, name)
@@ -359,7 +380,6 @@ def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: Loa
             statement = build_statement(manifest_bytes, manifest, bundle=name, results=results)
             writer.write_bytes(ATTESTATION, sign_statement(statement, seal.signer))
         bundle = writer.commit(name)
-        store_error = None
         if store is not None:
             try:
                 count = store.upload_bundle(bundle, listing)

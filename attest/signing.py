@@ -159,7 +159,16 @@ def _load_local(config: SigningConfig, base_dir: Path | None) -> LoadedSigner:
 
 
 def public_key_pem(key: Any) -> str:
-    return key.keyval["public"].strip() + "\n"
+    """The SubjectPublicKeyInfo PEM of a securesystemslib key (Ed25519 keys keep theirs as hex)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    value = key.keyval["public"]
+    if key.keytype == "ed25519":
+        public = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(value))
+    else:
+        public = serialization.load_pem_public_key(value.encode())
+    return public.public_bytes(serialization.Encoding.PEM,
+                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def load_public_key(path: str | Path) -> Any:

@@ -50,6 +50,8 @@ def register(sub: Any) -> None:
     e.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
     e.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (UTC)")
     e.add_argument("--out", help="zip file to write (default: attest-export-FROM-TO.zip)")
+    e.add_argument("--public-key", help="PEM public key: every bundle must be signed by it, and the "
+                                        "key goes into the export (default: the config's signing key)")
     _folder_args(e)
     e.set_defaults(func=_lazy("reports.export:cmd_export"))
 

@@ -14,13 +14,15 @@ not_applicable); ``days_no_scan`` = days with no scan at all. ``first_failure`` 
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
 
-from attest.model import STATUS_ORDER
+from attest.model import STATUS_ORDER, isoformat
 NO_SCAN = "no_scan"
 NOT_EVALUATED = "not_evaluated"
 VERDICTS = frozenset({"pass", "fail", "error", "excepted", "not_applicable"})
@@ -148,13 +150,29 @@ class Coverage:
     def daily_csv(self) -> bytes:
         return self.daily.to_csv().encode("utf-8")
 
-    def to_xlsx(self) -> bytes:
+    def to_xlsx(self, when: datetime | None = None) -> bytes:
+        """The workbook; with ``when``, byte for byte reproducible (its document properties and
+        the times inside the xlsx zip are ``when``), so the same bundles give the same export."""
         buf = io.BytesIO()
         with pd.ExcelWriter(buf, engine="openpyxl") as xl:
             self.summary.to_excel(xl, sheet_name="summary", index=False)
             self.findings.to_excel(xl, sheet_name="findings", index=False)
             self.daily.to_excel(xl, sheet_name="daily")
-        return buf.getvalue()
+            if when is not None:
+                xl.book.properties.created = when.astimezone(timezone.utc).replace(tzinfo=None)
+        if when is None:
+            return buf.getvalue()
+        out = io.BytesIO()
+        with zipfile.ZipFile(buf) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                fixed = zipfile.ZipInfo(info.filename, date_time=when.timetuple()[:6])
+                fixed.compress_type, fixed.external_attr = zipfile.ZIP_DEFLATED, info.external_attr
+                data = src.read(info.filename)
+                if info.filename == "docProps/core.xml":   # openpyxl stamps "modified" on save
+                    data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>"
+                                  + isoformat(when).encode(), data)
+                dst.writestr(fixed, data)
+        return out.getvalue()
 
 
 def build_coverage(scans: list[Scan], start: date, end: date) -> Coverage:

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from attest import __version__
 from attest.errors import IntegrityError, UsageError
 from attest.manifest import MANIFEST, manifest_sha256, read_manifest, verify_bundle, verify_chain
+from attest.signing import ATTESTATION, public_key_pem
 from attest.model import canonical_json, isoformat, parse_time, sha256_bytes, utcnow
 from attest.store import bundle_time, list_bundles
 from reports._results import exception_key, listed_exceptions
 from reports.coverage import Coverage, Scan, build_coverage, period_days
 from reports.export_manual import Document, read_document, recorded_documents
+from reports.integrity import claims
 from reports.oscal import BundleFiles, build_assessment_results
 
 OSCAL_FILE = "assessment-results.oscal.json"
@@ -45,8 +47,13 @@ FILES = {
                      "scan), daily (= coverage_daily.csv)",
     OSCAL_FILE: "NIST OSCAL assessment-results: one observation per control per scan, evidence "
                 "files pinned by sha256, findings for failing controls, exceptions as risks",
-    "bundles/": "the scan bundles of the period, byte for byte, each with its manifest.json",
+    "bundles/": "the scan bundles of the period, byte for byte, each with its manifest.json "
+                "and, when signed, its attestation.dsse.json",
+    "chain.json": "the head of the chain (the newest manifest's sha256 and its signature), what "
+                  "each integrity mechanism covers, and every bundle's manifest sha256",
 }
+KEY_FILE = ("signing-public-key.pem", "the public key the signatures were checked with; compare "
+            "it with the key the company handed you directly")
 MANUAL_FILES = ("manual/", "the manual evidence documents the period's scans recorded, byte for "
                 "byte, each matching the sha256 its first bundle of the period recorded")
 
@@ -61,6 +68,9 @@ class Period:
     manifest_sha: dict[str, str]
     predecessor: str | None = None       # newest bundle before the period, link verified
     unverified_link: str | None = None   # the first bundle's link target, absent from the folder
+    signed: list[str] = field(default_factory=list)      # bundles with an attestation
+    key_id: str | None = None            # the key every signature was checked with, if any
+    stores: list[dict[str, Any]] = field(default_factory=list)  # each bundle's manifest "store"
 
 
 def _scan_day(bundle: Path) -> date:
@@ -75,14 +85,15 @@ def select_bundles(out_dir: Path, start: date, end: date) -> tuple[list[Path], P
     return inside, (before[-1] if before else None)
 
 
-def verify_period(out_dir: Path, start: date, end: date) -> Period:
-    """Verify the period's bundles and chain; raise IntegrityError listing every problem."""
+def verify_period(out_dir: Path, start: date, end: date, public_key: Any = None) -> Period:
+    """Verify the period's bundles, chain and, with ``public_key``, every bundle's signature;
+    raise IntegrityError listing every problem."""
     bundles, before = select_bundles(out_dir, start, end)
     if not bundles:
         raise UsageError(f"{out_dir}: no bundles with a scan between {start} and {end}")
     problems: list[str] = []
     for b in bundles:
-        problems.extend(verify_bundle(b))
+        problems.extend(verify_bundle(b, public_key))
     chain = ([before] if before is not None else []) + bundles
     problems.extend(verify_chain(chain))
     if problems:
@@ -90,7 +101,10 @@ def verify_period(out_dir: Path, start: date, end: date) -> Period:
                              problems)
     period = Period(start=start, end=end, bundles=bundles, scans=[],
                     manifest_sha={b.name: manifest_sha256(b) for b in bundles},
-                    predecessor=before.name if before is not None else None)
+                    predecessor=before.name if before is not None else None,
+                    signed=[b.name for b in bundles if (b / ATTESTATION).is_file()],
+                    key_id=public_key.keyid if public_key is not None else None,
+                    stores=[read_manifest(b).get("store") or {} for b in bundles])
     link = read_manifest(bundles[0]).get("previous")
     if before is None and link:
         period.unverified_link = link.get("bundle")
@@ -156,6 +170,14 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime,
     for s in period.scans:
         by_day.setdefault(s.day.isoformat(), []).append(s.bundle)
     days = [d.isoformat() for d in period_days(period.start, period.end)]
+    verify_command = ("attest verify --allow-pruned bundles/"
+                      if period.predecessor or period.unverified_link else "attest verify bundles/")
+    integrity_claims, left_open = claims(
+        bundles=[b.name for b in period.bundles], signed=period.signed, key_id=period.key_id,
+        stores=period.stores, verify_command=verify_command)
+    files = dict([*FILES.items(), MANUAL_FILES]) if documents else dict(FILES)
+    if period.key_id:
+        files[KEY_FILE[0]] = KEY_FILE[1]
     return {
         "period": period, "generated_at": isoformat(generated_at), "tool_version": __version__,
         "bundles": [{"name": s.bundle, "day": s.day.isoformat(),
@@ -166,13 +188,37 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime,
                     for s in period.scans],
         "missing_days": [d for d in days if d not in by_day],
         "multi_days": {d: b for d, b in by_day.items() if len(b) > 1},
-        "files": dict([*FILES.items(), MANUAL_FILES]) if documents else FILES,
+        "files": files,
         "exceptions": exceptions_in_period(period.scans),
         "manual": manual_status(period.scans), "documents": [d.row() for d in documents],
         "summary": _records(coverage.summary),
         # the bundles before the period are not in the zip: the chain starts at a missing link
-        "verify_command": ("attest verify --allow-pruned bundles/"
-                           if period.predecessor or period.unverified_link else "attest verify bundles/"),
+        "verify_command": verify_command,
+        "claims": [c.to_json() for c in integrity_claims],
+        "left_open": left_open,
+        "head": {"bundle": period.bundles[-1].name,
+                 "manifest_sha256": period.manifest_sha[period.bundles[-1].name],
+                 "signed": period.bundles[-1].name in period.signed},
+        "key_file": KEY_FILE[0] if period.key_id else None,
+    }
+
+
+def chain_record(period: Period, ctx: dict[str, Any]) -> dict[str, Any]:
+    """chain.json: the head of the chain with its signature, every bundle's manifest sha256, and
+    what each integrity mechanism proves here."""
+    head = period.bundles[-1]
+    envelope = None
+    if (head / ATTESTATION).is_file():
+        envelope = json.loads((head / ATTESTATION).read_text(encoding="utf-8"))
+    return {
+        "period": {"from": period.start.isoformat(), "to": period.end.isoformat()},
+        "head": {**ctx["head"], "attestation": envelope},
+        "public_key_id": period.key_id,
+        "bundles": [{"bundle": b.name, "manifest_sha256": period.manifest_sha[b.name],
+                     "signed": b.name in period.signed} for b in period.bundles],
+        "predecessor": period.predecessor or period.unverified_link,
+        "integrity": ctx["claims"],
+        "left_open": ctx["left_open"],
     }
 
 
@@ -180,15 +226,23 @@ def render_readme(ctx: dict[str, Any]) -> str:
     p: Period = ctx["period"]
     lines = [f"attest auditor export: {p.start} to {p.end} (UTC days)",
              f"generated {ctx['generated_at']} by attest {ctx['tool_version']}", "",
-             f"Bundles included: {len(p.bundles)}. Every file of every bundle matched its "
-             "manifest.json (sha256 and size) and each manifest links to the one before it "
-             "(hash chain verified) when this export was made."]
+             f"Bundles included: {len(p.bundles)}. Head of the chain: {ctx['head']['bundle']}, "
+             f"manifest.json sha256 {ctx['head']['manifest_sha256']} "
+             f"({'signed' if ctx['head']['signed'] else 'not signed'}; see chain.json).", "",
+             "What each integrity mechanism proves for these bundles:"]
+    for c in ctx["claims"]:
+        lines.append(f"  * {c['mechanism']} ({c['status']}): {c['statement']}")
+    lines += ["", "What that leaves open:"] + [f"  * {t}" for t in ctx["left_open"]] + [""]
     if p.predecessor:
         lines.append(f"The first bundle's link to {p.predecessor} (before the period) was verified.")
     elif p.unverified_link:
         lines.append(f"The first bundle links to {p.unverified_link}, which was not in the folder "
                      "exported from: that link could not be checked.")
-    lines += ["", f"Re-verify after unzipping:  {ctx['verify_command']}", "", "Files:"]
+    lines += ["", f"Re-verify after unzipping:  {ctx['verify_command']}"
+              + (f" --public-key {ctx['key_file']}" if ctx["key_file"] else ""),
+              "  (with the public key the company handed you; the signatures are checked with "
+              "securesystemslib's DSSE code: the payload is an in-toto Statement whose subject is "
+              "manifest.json and its sha256)", "", "Files:"]
     lines += [f"  {name:<32} {desc}" for name, desc in ctx["files"].items()]
     lines += ["", "Day = UTC date of a scan's start. Several scans on one day: the day's status is "
               "the worst (fail > error > excepted > pass > not_applicable > skipped).",
@@ -241,6 +295,8 @@ class _ZipOut:
             self.add(f"bundles/{bundle.name}/{entry['path']}", data, when)
             files[entry["path"]] = entry["sha256"]
         self.add(f"bundles/{bundle.name}/{MANIFEST}", raw, when)
+        if (bundle / ATTESTATION).is_file():   # verified with the bundle, when a key was given
+            self.add(f"bundles/{bundle.name}/{ATTESTATION}", (bundle / ATTESTATION).read_bytes(), when)
         return files
 
     def commit(self) -> Path:
@@ -254,13 +310,14 @@ class _ZipOut:
 
 
 def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path, *,
-                  now: datetime | None = None) -> Path:
-    """Write the auditor zip for [start, end] to ``dest``; raise IntegrityError if anything is off."""
+                  now: datetime | None = None, public_key: Any = None) -> Path:
+    """Write the auditor zip for [start, end] to ``dest``; raise IntegrityError if anything is off.
+    With ``public_key``, every bundle must be signed by it, and the key goes into the zip."""
     if start > end:
         raise UsageError(f"--from {start} is after --to {end}")
     generated_at = (now or utcnow()).replace(microsecond=0)
     out_dir = Path(out_dir)
-    period = verify_period(out_dir, start, end)
+    period = verify_period(out_dir, start, end, public_key)
     last = max(period.scans, key=lambda s: s.started_at)
     documents = recorded_documents(out_dir, [(b, period.manifest_sha[b.name])
                                              for b in period.bundles],
@@ -283,11 +340,14 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
         out.add(OSCAL_FILE, canonical_json(oscal), generated_at)
         out.add("coverage.csv", coverage.to_csv(), generated_at)
         out.add("coverage_daily.csv", coverage.daily_csv(), generated_at)
-        out.add("coverage.xlsx", coverage.to_xlsx(), generated_at)
+        out.add("coverage.xlsx", coverage.to_xlsx(generated_at), generated_at)
         out.add("coverage.html", render_coverage(coverage, period).encode("utf-8"), generated_at)
         out.add("index.html", _env().get_template("export_index.html.j2").render(**ctx)
                 .encode("utf-8"), generated_at)
         out.add("README.txt", render_readme(ctx).encode("utf-8"), generated_at)
+        out.add("chain.json", canonical_json(chain_record(period, ctx)), generated_at)
+        if public_key is not None:
+            out.add(KEY_FILE[0], public_key_pem(public_key).encode("ascii"), generated_at)
         return out.commit()
     except BaseException:
         out.abandon()
@@ -317,12 +377,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     from attest.store import writable_output
     location = location_for(args.dir, args.config)
     dest = writable_output(args.out or f"attest-export-{start.isoformat()}-{end.isoformat()}.zip")
+    key = export_key(args)
     try:
         with local_view(location, args.config, names=period_names(start, end), manual=True) as out_dir:
-            path = export_period(out_dir, start, end, dest)
+            path = export_period(out_dir, start, end, dest, public_key=key)
     except IntegrityError as exc:
         for problem in exc.problems:
             print(f"FAIL {problem}", file=sys.stderr)
         raise
-    print(f"export: {path} ({start} to {end}): every bundle file and the hash chain verified")
+    print(f"export: {path} ({start} to {end}): every bundle file and the hash chain verified"
+          + ("; every signature checked" if key is not None else
+             "; signatures not checked (give --public-key FILE)"))
     return 0
+
+
+def export_key(args: argparse.Namespace) -> Any:
+    """The public key the export checks signatures with: ``--public-key``, else the key of the
+    config's ``signing:`` section (``--config`` or ``$ATTEST_CONFIG``), else None."""
+    from attest.signing import load_public_key, load_signer
+    if getattr(args, "public_key", None):
+        return load_public_key(args.public_key)
+    path = args.config or os.environ.get("ATTEST_CONFIG")
+    if not path:
+        return None
+    from attest.config import load_config
+    config = load_config(path)
+    if config.model.signing is None:
+        return None
+    aws = config.section("aws")
+    return load_signer(config.model.signing, base_dir=config.path.parent if config.path else None,
+                       endpoint_url=getattr(aws, "endpoint_url", None)).key
