@@ -25,35 +25,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a line is logged (not when set up)."""
-
-    @property
-    def stream(self) -> Any:  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _setup_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    handler = _Stderr()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("attest")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # SDK loggers propagate to the root logger, which has no handler here, so only their warnings
-    # show (collectors keep secret-bearing SDK loggers quiet themselves). werkzeug would add a
-    # handler of its own and print every request the demo's moto server answers.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+def _setup_logging(verbose: bool, fmt: str = "text") -> None:
+    from attest.logs import setup
+    setup(verbose, fmt)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="attest", description="SOC 2 evidence collector and readiness scanner")
     p.add_argument("--version", action="version", version=f"attest {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="log lines on stderr: text, or one JSON object a line (scan id, source, "
+                        "scope, call, duration, outcome)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("scan", help="collect evidence, evaluate controls, write a bundle")
@@ -108,10 +91,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+GLOBAL_FLAGS = {"-v": 0, "--verbose": 0, "--log-format": 1}
+
+
+def _globals_first(argv: Sequence[str]) -> list[str]:
+    """Global flags may follow the subcommand (``attest scan --log-format json``): move them to
+    the front, where argparse reads them."""
+    front, rest = [], []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        flag, _, value = args[i].partition("=")
+        if args[i] == "--":
+            rest.extend(args[i:])
+            break
+        if flag in GLOBAL_FLAGS:
+            take = 0 if value or args[i].count("=") else GLOBAL_FLAGS[flag]
+            front.extend(args[i:i + 1 + take])
+            i += 1 + take
+            continue
+        rest.append(args[i])
+        i += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        _setup_logging(args.verbose)
+        args = build_parser().parse_args(_globals_first(sys.argv[1:] if argv is None else argv))
+        _setup_logging(args.verbose, args.log_format)
         return int(args.func(args) if hasattr(args, "func") else COMMANDS[args.command](args))
     except AttestError as exc:
         print(f"attest: error: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 from attest import __version__
 from attest.config import LoadedConfig
 from attest.engine import evaluate
+from attest.logs import set_scan_id, text_formatter
 from attest.manifest import MANIFEST, build_manifest
 from attest.model import (ControlResult, Evidence, EvidenceState, Status, canonical_json, isoformat,
                           parse_time, readiness, sha256_bytes, utcnow)
@@ -73,7 +74,7 @@ class _LogCapture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.buffer = io.StringIO()
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.setFormatter(text_formatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         self.buffer.write(self.format(record) + "\n")
@@ -220,13 +221,19 @@ def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime
     clock = (lambda: started + timedelta(seconds=time.monotonic() - t0)) if now else utcnow
     out = Path(out_dir) if out_dir else config.output_dir
     capture = _LogCapture()
-    logging.getLogger("attest").addHandler(capture)
+    scan_id = str(uuid.uuid4())
+    set_scan_id(scan_id)
+    attest_log = logging.getLogger("attest")
+    attest_log.addHandler(capture)
+    if attest_log.getEffectiveLevel() > logging.INFO:   # a library caller: scan.log keeps INFO
+        attest_log.setLevel(logging.INFO)
     try:
         seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
         return _run(config, out, started, clock, progress or (lambda step: None), demo, capture,
-                    exceptions, seal)
+                    exceptions, seal, scan_id)
     finally:
-        logging.getLogger("attest").removeHandler(capture)
+        attest_log.removeHandler(capture)
+        set_scan_id(None)
 
 
 @dataclass
@@ -278,7 +285,7 @@ def prepare_seal(config: LoadedConfig, out: Path, *, allow_unsafe_store: bool = 
 
 def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[], datetime],
          progress: Callable[[str], None], demo: bool, capture: _LogCapture, exceptions: Any,
-         seal: Seal) -> ScanOutcome:
+         seal: Seal, scan_id: str) -> ScanOutcome:
     collectors, skipped = plan_sources(config)
     catalog: tuple[Control, ...] = load_catalog()
     writer = BundleWriter(out, started)
@@ -308,7 +315,7 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
         controls_json = [r.to_json() for r in results_list]
         incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
         results = {
-            "scan": {"id": str(uuid.uuid4()), "bundle": None, "started_at": isoformat(started),
+            "scan": {"id": scan_id, "bundle": None, "started_at": isoformat(started),
                      "finished_at": None, "tool_version": __version__,
                      "demo": demo, "config_digest": config.digest, "sources": source_status,
                      "incomplete": incomplete, "params": params},

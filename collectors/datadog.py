@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from attest.logs import api_call
 from attest.model import Evidence, EvidenceState
 from collectors.base import CollectContext, is_loopback
 
@@ -184,7 +185,12 @@ class DatadogCollector:
         try:
             call = next(calls)
             while len(pages) < MAX_PAGES:
-                page = self._call(call)
+                with api_call("datadog", scope, operation) as outcome:
+                    try:
+                        page = self._call(call)
+                    except _Failed as exc:
+                        outcome.update(outcome=exc.state.value, detail=exc.detail)
+                        raise
                 pages.append(page.body)
                 call = calls.send(page.body)
             raise _Failed(EvidenceState.PARTIAL, f"stopped after {MAX_PAGES} pages")

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from attest.logs import api_call
 from attest.model import Evidence, EvidenceState, isoformat
 from collectors.base import CollectContext, is_loopback
 from collectors.github_graphql import (
@@ -131,7 +132,20 @@ class GithubCollector:
     # --- REST helpers -------------------------------------------------------------------------
 
     def _get(self, req: Any, path: str, params: dict[str, Any] | None = None) -> Any:
-        return req.requestJsonAndCheck("GET", path, parameters=params)[1]
+        return self._request(req, "GET", path, parameters=params)[1]
+
+    def _request(self, req: Any, verb: str, url: str, **kwargs: Any) -> tuple[Any, Any]:
+        """One REST or GraphQL request, logged as an API call (PyGithub retries inside it)."""
+        call = f"{verb} {url.split('?')[0].replace(self.config.base_url, '') or '/'}"
+        with api_call("github", f"github:{self.config.org}", call) as outcome:
+            try:
+                return req.requestJsonAndCheck(verb, url, **kwargs)
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                outcome.update(outcome="denied" if status in (401, 403) else
+                               "absent" if status == 404 else "error",
+                               detail=f"HTTP {status}" if status else type(exc).__name__)
+                raise
 
     def _pages(self, req: Any, path: str, params: dict[str, Any]) -> list[Any]:
         """Every item of a paginated list, following the Link header's rel="next"."""
@@ -139,7 +153,7 @@ class GithubCollector:
         url: str | None = path
         query: dict[str, Any] | None = {**params, "per_page": PER_PAGE}
         while url:
-            headers, data = req.requestJsonAndCheck("GET", url, parameters=query)
+            headers, data = self._request(req, "GET", url, parameters=query)
             items.extend(data)
             match = _LINK_NEXT.search(headers.get("link", ""))
             url, query = (match.group(1), None) if match else (None, None)
@@ -173,7 +187,7 @@ class GithubCollector:
         yield repos
 
         ctx.progress("github: branch protection and rulesets")
-        gql = Graphql(req, self.config.max_rate_limit_wait)
+        gql = Graphql(req, self.config.max_rate_limit_wait, request=self._request)
         yield self._graphql(ctx, BRANCHES, "organization.repositories",
                             "read repositories and branch protection (Administration: read, "
                             "Metadata: read / repo)",
@@ -259,7 +273,7 @@ class GithubCollector:
             path = f"/repos/{_segment(owner)}/{_segment(name)}/vulnerability-alerts"
             admin = (repo.get("permissions") or {}).get("admin")
             try:
-                req.requestJsonAndCheck("GET", path)
+                self._request(req, "GET", path)
                 result[full] = {"status": 204, "enabled": True, "viewer_admin": admin}
             except GithubException as exc:
                 entry: dict[str, Any] = {"status": exc.status, "viewer_admin": admin,

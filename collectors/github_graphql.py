@@ -124,13 +124,14 @@ class Graphql:
     """POSTs GraphQL queries through PyGithub's requester (its auth, retries and REST-style
     rate-limit waits) and also waits out GraphQL's own ``RATE_LIMITED`` answers, up to ``max_wait``."""
 
-    def __init__(self, req: Any, max_wait: float) -> None:
+    def __init__(self, req: Any, max_wait: float, request: Any = None) -> None:
         self.req, self.max_wait = req, max_wait
+        self.request = request or (lambda r, verb, url, **kw: r.requestJsonAndCheck(verb, url, **kw))
 
     def query(self, text: str, variables: dict[str, Any]) -> dict[str, Any]:
         for _ in range(3):
-            headers, body = self.req.requestJsonAndCheck(
-                "POST", self.req.graphql_url, input={"query": text, "variables": variables})
+            headers, body = self.request(
+                self.req, "POST", self.req.graphql_url, input={"query": text, "variables": variables})
             errors = body.get("errors") or []
             if not any(e.get("type") == "RATE_LIMITED" for e in errors):
                 break

@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlencode, urlsplit
 
+from attest.logs import api_call
 from collectors.base import is_loopback
 
 # The SDK's only switch for plain-http org URLs; it reads it from the environment when a
@@ -88,6 +89,15 @@ class OktaReader:
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> tuple[Any, Any]:
         """One GET: (parsed JSON body, aiohttp response). Raises OktaCallError when not 2xx."""
+        with api_call("okta", f"okta:{urlsplit(self.org_url).netloc}", f"GET {path.split('?')[0]}") as outcome:
+            try:
+                return await self._get(path, params)
+            except OktaCallError as exc:
+                outcome.update(outcome="denied" if exc.unauthorized or exc.forbidden else "error",
+                               detail=f"HTTP {exc.status}" if exc.status else str(exc)[:200])
+                raise
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> tuple[Any, Any]:
         url = path + ("?" + urlencode(params) if params else "")
         operation = f"GET {path}"
         executor = self.client.get_request_executor()

@@ -24,6 +24,7 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from attest.logs import api_call
 from attest.model import EvidenceState
 from collectors.aws.specs import iam_action
 
@@ -162,12 +163,19 @@ class Target:
         """One call; None when the error code is one of ``absent`` (the thing does not exist)."""
         action = self._note(service, operation)
         client = self.client(service, region)
-        try:
-            return strip(getattr(client, botocore.xform_name(operation))(**params))
-        except (ClientError, BotoCoreError) as exc:
-            if error_code(exc) in absent:
-                return None
-            raise failure(exc, action, what) from exc
+        with api_call("aws", self.scope(region), action) as outcome:
+            try:
+                return strip(getattr(client, botocore.xform_name(operation))(**params))
+            except (ClientError, BotoCoreError) as exc:
+                if error_code(exc) in absent:
+                    outcome["outcome"] = "absent"
+                    return None
+                failed = failure(exc, action, what)
+                outcome.update(outcome=failed.state.value, detail=failed.detail)
+                raise failed from exc
+
+    def scope(self, region: str | None = None) -> str:
+        return f"aws:{self.account.id or self.account.label}:{region or self.region}"
 
     def paginate(self, service: str, operation: str, *, absent: tuple[str, ...] = (),
                  region: str | None = None, **params: Any) -> dict[str, Any] | None:
@@ -184,18 +192,22 @@ class Target:
             client, operation, paginator))
         merged: dict[str, Any] = {}
         count = 0
-        try:
-            for page in pages:
-                _merge(merged, page)
-                count += 1
-        except (ClientError, BotoCoreError) as exc:
-            if count == 0 and error_code(exc) in absent:
-                return None
-            failed = failure(exc, action)
-            if count == 0:
+        with api_call("aws", self.scope(region), action) as outcome:
+            try:
+                for page in pages:
+                    _merge(merged, page)
+                    count += 1
+            except (ClientError, BotoCoreError) as exc:
+                if count == 0 and error_code(exc) in absent:
+                    outcome["outcome"] = "absent"
+                    return None
+                failed = failure(exc, action)
+                if count > 0:
+                    failed = CallFailed(EvidenceState.PARTIAL, f"page {count + 1}: {failed.detail}",
+                                        merged)
+                outcome.update(outcome=failed.state.value, detail=failed.detail)
                 raise failed from exc
-            raise CallFailed(EvidenceState.PARTIAL, f"page {count + 1}: {failed.detail}",
-                             merged) from exc
+            outcome["detail"] = f"{count} page(s)" if count > 1 else None
         return merged
 
     def _page_config(self, client: BaseClient, operation: str, paginator: Any) -> dict[str, int]:

@@ -1,0 +1,74 @@
+"""Structured logs: ``--log-format json`` gives one JSON object a line, every API call with its
+scan id, source, scope, call, duration and outcome; never a secret. Plain text stays quiet."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from attest.cli import main
+from attest.store import list_bundles
+
+SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLE-attest-secret-session-token-7f3a"
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    from attest.demo import seed_aws
+    server, url = seed_aws.start_server()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def config(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    from attest.demo import seed_aws
+    seed_aws.reset(moto_server)
+    for name, value in seed_aws.ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    path = tmp_path / "config.yaml"
+    path.write_text(f"output_dir: ev\naws:\n  endpoint_url: {moto_server}\n  regions: [us-east-1]\n")
+    return path
+
+
+def test_json_logs_are_one_object_a_line_with_every_call(config: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # the global flag after the subcommand, as the nightly job files write it
+    assert main(["scan", "--config", str(config), "--log-format", "json", "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(records) == len([line for line in lines if not line.startswith(("bundle:", "report:"))])
+    calls = [r for r in records if r["logger"] == "attest.calls"]
+    assert len(calls) > 10
+    for r in calls:
+        assert {"scan_id", "source", "scope", "call", "duration", "outcome", "time", "level"} <= set(r)
+        assert r["scan_id"] == results["scan"]["id"] and r["source"] == "aws"
+        assert r["outcome"] in ("ok", "absent", "denied", "error", "partial")
+        assert isinstance(r["duration"], float) and r["duration"] >= 0
+    assert {"iam:GenerateCredentialReport", "s3:ListAllMyBuckets", "ec2:DescribeVpcs"} <= \
+        {r["call"] for r in calls}
+    assert any(r["scope"].startswith("aws:123456789012:us-east-1") for r in calls)
+    assert all(r["scan_id"] == results["scan"]["id"] for r in records if r["logger"] == "attest.scan")
+    assert SESSION_TOKEN not in captured.err and "testing" not in json.dumps(calls)
+
+
+def test_text_logs_stay_quiet_and_the_bundle_keeps_every_call(config: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "attest.calls" not in err and "attest.scan: scan started" in err
+    bundle = list_bundles(config.parent / "ev")[-1]
+    scan_log = (bundle / "scan.log").read_text()
+    assert "attest.calls: aws aws:123456789012:us-east-1 ec2:DescribeVpcs ok" in scan_log
+    assert SESSION_TOKEN not in scan_log
+    assert main(["-v", "scan", "--config", str(config)]) == 1
+    assert "attest.calls: aws " in capsys.readouterr().err
+    assert main(["scan", "--log-format", "yaml"]) == 2
+    assert "invalid choice: 'yaml'" in capsys.readouterr().err
