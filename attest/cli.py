@@ -83,8 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="print JSON instead of text")
     sc.set_defaults(func=cmd_store_check)
 
-    pm = sub.add_parser("permissions", help="print the least-privilege policy a source needs")
-    pm.add_argument("source", help="e.g. aws")
+    pm = sub.add_parser("permissions", help="print the least-privilege policy a source (or the "
+                                            "S3 store and signing key) needs")
+    pm.add_argument("source", help="e.g. aws; or store: the S3 store's write policy")
+    pm.add_argument("--config", help="for store: fill in the bucket, prefix and KMS key of this "
+                                     "config (default $ATTEST_CONFIG)")
 
     from reports import commands  # report, history, diff, export, evidence: declared there
     commands.register(sub)
@@ -143,10 +146,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     demo = None
     if args.demo:
         from attest.demo import start_demo
-        demo = start_demo(now)
-        config = load_config(config_path, overrides=demo.config)
         out = Path(args.out or "attest-demo")
-        from attest.demo.manual import seed_manual
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{out}: output path exists and is not a directory")
+        from attest.demo.manual import demo_signing_key, seed_manual
+        key, public_key = demo_signing_key(out)
+        demo = start_demo(now)
+        config = load_config(config_path, overrides={
+            **demo.config, "signing": {"private_key_path": str(key.resolve())}})
         seed_manual(out, now)
     else:
         config = load_config(config_path)
@@ -168,6 +175,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
               f"{outcome.bundle}; the next scan uploads it): {outcome.store_error}", file=sys.stderr)
     elif outcome.store:
         print(f"store: {outcome.store}/{outcome.bundle.name}/", file=sys.stderr)
+    if demo:
+        print(f"verify: attest verify {out} --public-key {public_key}  (the demo signs with a "
+              "throwaway key; see README: signing)", file=sys.stderr)
     return outcome.exit_code
 
 
@@ -355,6 +365,17 @@ def _evaluate(args: argparse.Namespace, bundle: Path, out: Path | None) -> int:
 
 def cmd_permissions(args: argparse.Namespace) -> int:
     from collectors import SOURCES, load_collector
+    if args.source == "store":
+        from attest.s3store import store_policy
+        path = args.config or os.environ.get("ATTEST_CONFIG")
+        url = kms = None
+        if path:
+            from attest.config import load_config
+            model = load_config(path).model
+            url, kms = model.store, model.signing.kms_key_id if model.signing else None
+        sys.stdout.write(json.dumps(store_policy(url, kms or "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"),
+                                    indent=2) + "\n")
+        return 0
     if args.source not in SOURCES:
         raise UsageError(f"unknown source {args.source!r} (known: {', '.join(SOURCES)})")
     document = getattr(load_collector(args.source), "permissions_document", None)

@@ -135,6 +135,9 @@ class Materialized:
 
 
 class S3Store:
+    # how every store opens its boto3 session (the default credential chain); a seam for tests
+    session_factory: Callable[[], Any] | None = None
+
     def __init__(self, url: str, options: StoreOptions | None = None, session: Any = None,
                  workers: int = 8) -> None:
         import boto3
@@ -143,7 +146,7 @@ class S3Store:
         self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.options = options or StoreOptions()
         self.workers = workers
-        session = session or boto3.Session()
+        session = session or (S3Store.session_factory or boto3.Session)()
         config: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5},
                                   "connect_timeout": 10, "read_timeout": 60,
                                   "max_pool_connections": max(10, workers)}
@@ -575,3 +578,34 @@ def lock_notes(locks: dict[str, tuple[str | None, datetime | None]]) -> list[str
         notes.append(f"Object Lock: {len(unlocked)} object(s) have no retention and could be "
                      f"deleted or overwritten, e.g. {unlocked[0]}")
     return notes
+
+
+# What the store calls, as IAM actions, by the resource they apply to. ``attest permissions
+# store`` prints the policy; tests/test_store.py checks it equals what a scan and a verify call.
+STORE_ACTIONS = {
+    "bucket": ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning",
+               "s3:GetBucketObjectLockConfiguration", "s3:GetEncryptionConfiguration",
+               "s3:GetBucketPublicAccessBlock", "s3:GetBucketPolicyStatus", "s3:GetBucketAcl"),
+    "objects": ("s3:PutObject", "s3:PutObjectRetention", "s3:GetObject", "s3:GetObjectRetention"),
+    "lock": ("s3:DeleteObject",),
+}
+SIGNING_ACTIONS = ("kms:Sign", "kms:GetPublicKey")
+
+
+def store_policy(url: str | None = None, kms_key_id: str | None = None) -> dict[str, Any]:
+    """The IAM policy the store and the signing key need (separate from the read-only audit
+    policy): the bucket's settings, the bundles under the prefix, deleting only the lock object."""
+    bucket, prefix = parse_store_url(url) if url else ("BUCKET", "PREFIX")
+    under = f"{prefix}/" if prefix else ""
+    statements = [
+        {"Sid": "AttestStoreBucketSettings", "Effect": "Allow", "Action": list(STORE_ACTIONS["bucket"]),
+         "Resource": f"arn:aws:s3:::{bucket}"},
+        {"Sid": "AttestStoreBundles", "Effect": "Allow", "Action": list(STORE_ACTIONS["objects"]),
+         "Resource": f"arn:aws:s3:::{bucket}/{under}*"},
+        {"Sid": "AttestStoreLockOnly", "Effect": "Allow", "Action": list(STORE_ACTIONS["lock"]),
+         "Resource": f"arn:aws:s3:::{bucket}/{under}{LOCK_KEY}"},
+    ]
+    if kms_key_id is not None:
+        statements.append({"Sid": "AttestSignManifests", "Effect": "Allow",
+                           "Action": list(SIGNING_ACTIONS), "Resource": kms_key_id})
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -437,3 +437,48 @@ def test_the_export_says_exactly_what_each_mechanism_proves(s3, tmp_path: Path,
                  "--public-key", str(wrong), "--out", str(tmp_path / "wrong.zip")]) == 1
     assert f"FAIL {head.name}: attestation.dsse.json: bad signature" in capsys.readouterr().err
     assert not (tmp_path / "wrong.zip").exists()
+
+
+# S3 operation -> the IAM action that allows it (GetObject also needs s3:GetObjectRetention to
+# see an object's retention, PutObject with a retention s3:PutObjectRetention).
+S3_ACTIONS = {"ListObjectsV2": "s3:ListBucket", "ListObjectVersions": "s3:ListBucketVersions",
+              "GetBucketVersioning": "s3:GetBucketVersioning",
+              "GetObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration",
+              "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+              "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+              "GetBucketPolicyStatus": "s3:GetBucketPolicyStatus", "GetBucketAcl": "s3:GetBucketAcl",
+              "PutObject": "s3:PutObject", "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
+              "DeleteObject": "s3:DeleteObject"}
+
+
+def test_store_policy_allows_exactly_what_the_store_calls(s3, tmp_path: Path, monkeypatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from attest.s3store import LOCK_KEY, S3Store
+    locked_bucket(s3)
+    called: set[tuple[str, str]] = set()   # (IAM action, object key or "")
+
+    def record(model, params, **_):
+        called.add((S3_ACTIONS[model.name], params.get("Key", "")))
+        if model.name == "PutObject" and "ObjectLockMode" in params:
+            called.add(("s3:PutObjectRetention", params.get("Key", "")))
+        if model.name == "GetObject":
+            called.add(("s3:GetObjectRetention", params.get("Key", "")))
+
+    def session():
+        made = boto3.Session()
+        made.events.register("before-parameter-build.s3", record)
+        return made
+    monkeypatch.setattr(S3Store, "session_factory", session)
+    config = store_config(tmp_path, s3.url)
+    scan(config)
+    scan(config, days=1)
+    assert main(["verify", f"s3://{BUCKET}/attest", "--config", str(config)]) == 0
+    assert main(["store", "check", "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["permissions", "store", "--config", str(config)]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    allowed = {a for st in policy["Statement"] for a in st["Action"] if a.startswith("s3:")}
+    assert {action for action, _ in called} == allowed
+    lock_statement = next(st for st in policy["Statement"] if st["Action"] == ["s3:DeleteObject"])
+    assert lock_statement["Resource"] == f"arn:aws:s3:::{BUCKET}/attest/{LOCK_KEY}"
+    assert {key for action, key in called if action == "s3:DeleteObject"} == {f"attest/{LOCK_KEY}"}

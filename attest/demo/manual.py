@@ -29,3 +29,21 @@ def seed_manual(output_dir: Path, now: datetime) -> dict[str, str]:
             add_document(output_dir, cid, doc, (now + timedelta(days=days)).date(),
                          note="demo document")
     return expected
+
+
+def demo_signing_key(output_dir: Path) -> tuple[Path, Path]:
+    """(private, public) PEM files of the demo's throwaway Ed25519 signing key, made once per
+    output folder. A real deployment signs with a KMS key instead (README: signing)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    private, public = output_dir / "demo-signing-key.pem", output_dir / "demo-signing-key.pub.pem"
+    if not private.is_file():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        key = ed25519.Ed25519PrivateKey.generate()
+        private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+        private.chmod(0o600)
+        public.write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
