@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to print on stdout (default: a summary table)")
     s.add_argument("--allow-unsafe-store", action="store_true",
                    help="scan even when the S3 store is not versioned or is public")
+    s.add_argument("--fail-on", choices=["any", "regression"], default="any",
+                   help="any (default): exit 1 when a control fails, 3 when evidence is missing; "
+                        "regression: exit 1 only when a control that passed on the previous scan "
+                        "now fails or errors (3 still when the bundle could not be stored)")
 
     c = sub.add_parser("controls", help="list the control catalog")
     c.add_argument("--source", help=f"only this source ({', '.join(SOURCES)})")
@@ -161,13 +165,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: output path exists and is not a directory")
     exceptions = _load_exceptions(config)
+    where = config.model.store or str(out.resolve())
     try:
         with progress_reporter() as step:
             outcome = run_scan(config, out_dir=out, progress=step, demo=bool(demo),
                                exceptions=exceptions, allow_unsafe_store=args.allow_unsafe_store)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:   # the scan could not run: the alert channels hear of it
+        _alert(config, None, None, where, scan_failure=f"{type(exc).__name__}: {exc}"
+               if not isinstance(exc, AttestError) else str(exc))
+        raise
     finally:
         if demo:
             demo.stop()
+    _alert(config, outcome.results, outcome.previous, where,
+           scan_failure=f"the bundle could not be uploaded: {outcome.store_error}"
+           if outcome.store_error else None)
     _print_results(outcome.results, args.format)
     print(f"bundle: {outcome.bundle}\nreport: {outcome.bundle / 'report.html'}", file=sys.stderr)
     if outcome.store_error:
@@ -178,7 +192,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if demo:
         print(f"verify: attest verify {out} --public-key {public_key}  (the demo signs with a "
               "throwaway key; see README: signing)", file=sys.stderr)
+    if args.fail_on == "regression":
+        from attest.alerts import regressions
+        if outcome.store_error:
+            return 3
+        regressed = regressions(outcome.previous, outcome.results)
+        for change in regressed:
+            print(f"regression: {change.id}: {change.before} -> {change.after}", file=sys.stderr)
+        return 1 if regressed else 0
     return outcome.exit_code
+
+
+def _alert(config: Any, current: Any, previous: Any, store: str, scan_failure: str | None) -> None:
+    """Tell the configured alert channels; a channel that fails is logged, never fatal."""
+    if config.model.alerts is None:
+        return
+    from attest.alerts import send_alerts
+    outcomes = send_alerts(config.model.alerts, current=current, previous=previous, store=store,
+                           datadog=config.section("datadog"), scan_failure=scan_failure, log=log)
+    for channel, outcome in outcomes.items():
+        log.info("alert %s: %s", channel, outcome)
 
 
 def _load_exceptions(config: Any) -> Any:

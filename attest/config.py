@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_m
 
 from attest.errors import ConfigError, UsageError
 from attest.model import canonical_json, sha256_bytes
+from attest.alerts import AlertsConfig
 from attest.s3store import StoreOptions
 from attest.signing import SigningConfig
 from collectors import SOURCES, load_collector
@@ -33,6 +34,7 @@ class CoreConfig(BaseModel):
     store: str | None = None                  # s3://bucket/prefix; None: the local output_dir
     store_options: StoreOptions = StoreOptions()
     signing: SigningConfig | None = None
+    alerts: AlertsConfig | None = None
 
     @field_validator("store")
     @classmethod
@@ -185,6 +187,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             raise ConfigError("secrets must be given as an ${ENV_VAR} reference, not a literal value",
                               file=name, line=line_of(node, loc), key=".".join(map(str, loc)))
     _check_control_params(model, node, name)
+    if model.alerts is not None and model.alerts.datadog is not None and \
+            getattr(model, "datadog", None) is None:
+        raise ConfigError("alerts to Datadog need the datadog: section (its site and api_key)",
+                          file=name, line=line_of(node, ("alerts", "datadog")), key="alerts.datadog")
     return LoadedConfig(model=model, path=Path(path) if path else None,
                         digest=sha256_bytes(canonical_json(raw)), raw=raw)
 

@@ -127,8 +127,10 @@ def test_killed_scan_leaves_no_bundle(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert list_bundles(out) == []
-    # only the manual evidence store (seeded by the demo) and the hidden partial folder remain
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["manual"]
+    # only the manual evidence store and the demo's signing key (both made before collecting)
+    # and the hidden partial folder remain
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "demo-signing-key.pem", "demo-signing-key.pub.pem", "manual"]
     assert main(["verify", str(out)]) == 2  # nothing there looks like a bundle
 
 

@@ -35,3 +35,14 @@ def test_config_yaml_names_every_source_section() -> None:
     for source in SOURCES:
         if source != "manual":
             assert source in data, f"config.yaml has no {source} section"
+
+
+def test_config_yaml_is_a_valid_config(monkeypatch, tmp_path) -> None:
+    """The reference config.yaml loads as it is (its ${ENV} references set)."""
+    from attest.config import ENV_REF, load_config
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    for name in ENV_REF.findall(text):
+        monkeypatch.setenv(name, "x")
+    config = load_config(ROOT / "config.yaml")
+    assert config.model.store is None and config.model.signing is None
+    assert config.model.store_options.object_lock is None
