@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from collectors.base import is_loopback
 
 if TYPE_CHECKING:  # only for the signature: the datadog section is read when the channel runs
-    from collectors.datadog import Config as DatadogConfig
+    from collectors.datadog.collector import Config as DatadogConfig
 
 _default_log = logging.getLogger("attest.alerts")
 
@@ -545,7 +545,7 @@ def _send_datadog(channel: DatadogAlert, news: _News, datadog: "DatadogConfig | 
     from datadog_api_client.v2.model.metric_point import MetricPoint
     from datadog_api_client.v2.model.metric_series import MetricSeries
 
-    from collectors.datadog import base_url
+    from collectors.datadog.collector import base_url
 
     # As collectors/datadog.py configures it (site or host, raw responses), with only the API key:
     # events and series take no application key, so it is never sent.

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from attest import __version__
 from attest.errors import AttestError, UsageError
-from collectors import SOURCES
+from attest.sources import source_names
 
 log = logging.getLogger("attest")
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "now fails or errors (3 still when the bundle could not be stored)")
 
     c = sub.add_parser("controls", help="list the control catalog")
-    c.add_argument("--source", help=f"only this source ({', '.join(SOURCES)})")
+    c.add_argument("--source", help=f"only this source ({', '.join(source_names())})")
     c.add_argument("--criterion", help="only controls mapped to this criterion (CC6.1) or family (CC6)")
     c.add_argument("--format", choices=["table", "json", "markdown"], default="table")
 
@@ -153,12 +153,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         out = Path(args.out or "attest-demo")
         if out.exists() and not out.is_dir():
             raise UsageError(f"{out}: output path exists and is not a directory")
-        from attest.demo.manual import demo_signing_key, seed_manual
+        from collectors.manual.demo import demo_signing_key
         key, public_key = demo_signing_key(out)
         demo = start_demo(now)
         config = load_config(config_path, overrides={
             **demo.config, "signing": {"private_key_path": str(key.resolve())}})
-        seed_manual(out, now)
+        demo.prepare(out)
     else:
         config = load_config(config_path)
         out = Path(args.out) if args.out else config.output_dir
@@ -397,7 +397,7 @@ def _evaluate(args: argparse.Namespace, bundle: Path, out: Path | None) -> int:
 
 
 def cmd_permissions(args: argparse.Namespace) -> int:
-    from collectors import SOURCES, load_collector
+    from attest.sources import load, sources
     if args.source == "store":
         from attest.s3store import store_policy
         path = args.config or os.environ.get("ATTEST_CONFIG")
@@ -409,9 +409,10 @@ def cmd_permissions(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(store_policy(url, kms or "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"),
                                     indent=2) + "\n")
         return 0
-    if args.source not in SOURCES:
-        raise UsageError(f"unknown source {args.source!r} (known: {', '.join(SOURCES)})")
-    document = getattr(load_collector(args.source), "permissions_document", None)
+    known = sources()
+    if args.source not in known:
+        raise UsageError(f"unknown source {args.source!r} (known: store, {', '.join(known)})")
+    document = load(known[args.source].permissions) if known[args.source].permissions else None
     if document is None:
         raise UsageError(f"{args.source}: no policy document; see the README for its credentials")
     sys.stdout.write(document())

@@ -21,7 +21,7 @@ from attest.model import canonical_json, sha256_bytes
 from attest.alerts import AlertsConfig
 from attest.s3store import StoreOptions
 from attest.signing import SigningConfig
-from collectors import SOURCES, load_collector
+from attest.sources import sources
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -51,8 +51,8 @@ class CoreConfig(BaseModel):
 
 def config_model() -> type[BaseModel]:
     fields: dict[str, Any] = {}
-    for source in SOURCES:
-        fields[source] = (load_collector(source).Config | None, None)
+    for name, source in sources().items():
+        fields[name] = (source.config | None, None)
     return create_model("AttestConfig", __base__=CoreConfig, **fields)
 
 

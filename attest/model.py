@@ -147,29 +147,37 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Finding:
-    """One verdict on one resource: the ARN, ``owner/repo``, a login, or ``aws:<acct>:<region>:<svc>``."""
+    """One verdict on one resource: the ARN, ``owner/repo``, a login, or ``aws:<acct>:<region>:<svc>``.
+
+    ``facts``: structured details a report may show without parsing ``detail`` (e.g. a manual
+    document's ``document_state``); written to results.json only when there are any."""
     resource: str
     status: Status
     detail: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"resource": self.resource, "status": self.status.value, "detail": self.detail}
+        out = {"resource": self.resource, "status": self.status.value, "detail": self.detail}
+        if self.facts:
+            out["facts"] = dict(self.facts)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Finding":
-        return cls(data["resource"], Status(data["status"]), data.get("detail", ""))
+        return cls(data["resource"], Status(data["status"]), data.get("detail", ""),
+                   dict(data.get("facts") or {}))
 
 
-def passed(resource: str, detail: str = "") -> Finding:
-    return Finding(resource, Status.PASS, detail)
+def passed(resource: str, detail: str = "", **facts: Any) -> Finding:
+    return Finding(resource, Status.PASS, detail, facts)
 
 
-def failed(resource: str, detail: str) -> Finding:
-    return Finding(resource, Status.FAIL, detail)
+def failed(resource: str, detail: str, **facts: Any) -> Finding:
+    return Finding(resource, Status.FAIL, detail, facts)
 
 
-def errored(resource: str, detail: str) -> Finding:
-    return Finding(resource, Status.ERROR, detail)
+def errored(resource: str, detail: str, **facts: Any) -> Finding:
+    return Finding(resource, Status.ERROR, detail, facts)
 
 
 @dataclass(frozen=True)

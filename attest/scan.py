@@ -27,8 +27,8 @@ from attest.manifest import MANIFEST, build_manifest
 from attest.model import (ControlResult, Evidence, EvidenceState, Status, canonical_json, isoformat,
                           parse_time, readiness, sha256_bytes, utcnow)
 from attest.store import RESULTS, BundleWriter, bundle_time, list_bundles, next_bundle_name
-from collectors import SOURCES, load_collector
-from collectors.base import WITHOUT_CONFIG_FILE, CollectContext
+from attest.sources import WITHOUT_CONFIG_FILE, sources
+from collectors.base import CollectContext
 from controls import Control, load_catalog
 
 log = logging.getLogger("attest.scan")
@@ -179,15 +179,15 @@ def plan_sources(config: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
     """(collectors to run, skipped source -> reason)."""
     run: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    for source in SOURCES:
-        cls = load_collector(source)
-        section = config.section(source)
-        mode = cls.enabled_without_config
+    for name, source in sources().items():
+        section = config.section(name)
+        mode = source.enabled_without_config
         runs_anyway = mode is True or (mode == WITHOUT_CONFIG_FILE and config.path is None)
         if section is None and not runs_anyway:
-            skipped[source] = f"skipped: no '{source}' section in the config"
+            skipped[name] = f"skipped: no '{name}' section in the config"
             continue
-        run[source] = cls(section if section is not None else cls.Config())
+        cls = source.load_collector()   # imports this source's SDKs, and only this source's
+        run[name] = cls(section if section is not None else source.config())
     return run, skipped
 
 

@@ -38,7 +38,7 @@ TARGETS = {
 def nightly(nights: int, out: Path) -> dict[str, float]:
     from attest.config import load_config
     from attest.demo import start_demo
-    from attest.demo.manual import seed_manual
+    from collectors.manual.demo import seed_manual
     from attest.manifest import verify
     from attest.scan import run_scan
     from reports.export import export_period
@@ -70,10 +70,10 @@ def nightly(nights: int, out: Path) -> dict[str, float]:
 
 
 def large_org(repos: int) -> dict[str, float]:
-    from attest.demo.fake_github import OWNER, World, serve
-    from attest.demo.fake_github_world import Member, Protection, Repo
+    from collectors.github.demo import OWNER, World, serve
+    from collectors.github.demo.world import Member, Protection, Repo
     from collectors.base import CollectContext
-    from collectors.github import GithubCollector
+    from collectors.github.collector import GithubCollector
 
     now = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
     world = World(org="bigco", now=now, tokens={"bench-token": OWNER},

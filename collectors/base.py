@@ -10,10 +10,10 @@ A collector class has:
 * ``source``: its name, the first part of every evidence name it produces and its config key;
 * ``Config``: a pydantic model for its config section (``extra="forbid"``; secrets as SecretStr);
 * ``produces``: every evidence name it may yield (the catalog may only reference these);
-* ``enabled_without_config``: whether it runs when its config section is missing: True (always),
-  False (never: the source is skipped and the report says so), or ``WITHOUT_CONFIG_FILE`` (only
-  when attest runs with no config file at all: AWS on the default credential chain);
 * ``__init__(self, config)`` and ``collect(self, ctx) -> Iterator[Evidence]``.
+
+What a source is beyond its collector (when it runs without a config section, its SDKs, its demo)
+is its :class:`collectors.Source` entry, in ``collectors/<name>/source.py``.
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from pydantic import BaseModel
 from attest.model import Evidence, EvidenceState, isoformat, utcnow
 
 
-WITHOUT_CONFIG_FILE = "without_config_file"
 
 
 @dataclass
@@ -53,7 +52,6 @@ class Collector(Protocol):
     source: ClassVar[str]
     Config: ClassVar[type[BaseModel]]
     produces: ClassVar[tuple[str, ...]]
-    enabled_without_config: ClassVar[bool | str]
 
     def __init__(self, config: Any) -> None: ...
 

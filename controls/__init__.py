@@ -89,7 +89,10 @@ def criteria_family(criterion: str) -> str:
 def load_catalog() -> tuple[Control, ...]:
     controls: list[Control] = []
     seen: dict[str, str] = {}
-    for path in sorted(CATALOG_DIR.glob("*.yaml")):
+    from attest.sources import sources
+    for path in [source.catalog_path for source in sources().values()]:
+        if not path.is_file():
+            raise CatalogError(f"{path.name}: the catalog file of a registered source is missing")
         entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         if not isinstance(entries, list):
             raise CatalogError(f"{path.name}: the catalog file must be a list of controls")

@@ -111,16 +111,16 @@ def remediation_steps(text: str) -> tuple[str, list[str]]:
 
 
 def _manual(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per finding of the manual-evidence controls, with the state its detail starts
-    with (the manual rule writes ``<state>: ...``)."""
+    """One row per finding of the manual-evidence controls, with the document's state (the
+    manual rule records it as the finding's ``document_state`` fact)."""
     rows = []
     for c in views:
         if c.get("source") != "manual":
             continue
         for f in c.get("findings", []):
-            prefix = str(f.get("detail", "")).split(":", 1)[0]
+            state = (f.get("facts") or {}).get("document_state", "")
             rows.append({"control": c["id"], "title": c.get("title", ""), "status": f["status"],
-                         "state": prefix if prefix in MANUAL_STATES else "",
+                         "state": state if state in MANUAL_STATES else "",
                          "detail": f.get("detail", "")})
         if not c.get("findings"):
             rows.append({"control": c["id"], "title": c.get("title", ""), "status": c["status"],

@@ -102,7 +102,7 @@ def _check(bundle: Path, statuses: dict[str, str], truth: dict[str, str]) -> Non
 # Changes to the demo estate, through the demo's own handles. ------------------------------------
 
 def _aws(demo: Demo, service: str, region: str = "us-east-1") -> Any:
-    from attest.demo.seed_aws import client
+    from collectors.aws.demo import client
     return client(demo.sources["aws"].section["endpoint_url"], service, region)
 
 

@@ -24,7 +24,7 @@ from attest.alerts import (AlertsConfig, Change, PagerDutyAlert, SlackAlert, rec
                            regressions, send_alerts)
 from attest.model import ControlResult, Finding, Status
 from attest.scan import summarize
-from collectors.datadog import Config as DatadogConfig
+from collectors.datadog.collector import Config as DatadogConfig
 
 STORE = "acme-prod"
 SLACK_TOKEN = "PLANTEDslackWebhookToken0123456789"

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from attest.sources import sources
+
 ROOT = Path(__file__).resolve().parents[1]
-SDKS = {"boto3", "botocore", "github", "okta", "datadog_api_client", "requests", "urllib3",
-        "aiohttp", "http", "urllib", "socket", "moto"}
+# Every registered source's SDKs (from the registry: a new source's SDK is covered by itself),
+# plus anything that can reach a network.
+NETWORK = {"requests", "urllib3", "httpx", "aiohttp", "http", "urllib", "socket", "ssl", "moto",
+           "slack_sdk", "tenacity"}
+SDKS = {sdk for source in sources().values() for sdk in source.sdks} | NETWORK
 
 
 def imports(path: Path) -> set[str]:
@@ -24,6 +29,10 @@ def imports(path: Path) -> set[str]:
 
 def modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
+
+
+def test_the_sdk_list_comes_from_the_registry() -> None:
+    assert {"boto3", "botocore", "github", "okta", "datadog_api_client"} <= SDKS
 
 
 @pytest.mark.parametrize("path", modules("controls"), ids=lambda p: str(p.relative_to(ROOT)))
@@ -56,3 +65,21 @@ def test_only_the_cli_exits() -> None:
             if "sys.exit(" in path.read_text(encoding="utf-8"):
                 offenders.append(str(path.relative_to(ROOT)))
     assert not offenders
+
+
+@pytest.mark.parametrize("name", sorted(sources()))
+def test_a_source_imports_no_other_source(name: str) -> None:
+    """A source is one package: its modules import no other source's package."""
+    others = {f"collectors.{o}" for o in sources() if o != name}
+    for path in sorted((ROOT / "collectors" / name).rglob("*.py")):
+        bad = {m for m in imports(path) if any(m == o or m.startswith(o + ".") for o in others)}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_source_entries_import_no_sdk() -> None:
+    """source.py is what the registry loads for every command: it must stay free of SDKs, so a
+    scan imports only the SDKs of the sources it runs."""
+    for name in sources():
+        path = ROOT / "collectors" / name / "source.py"
+        bad = {m for m in imports(path) if m.split(".")[0] in SDKS - {"urllib", "http"}}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

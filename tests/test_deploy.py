@@ -514,7 +514,9 @@ def test_build_context_holds_everything_pip_install_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     context = _context(ROOT)
     needed = {"pyproject.toml", project["project"]["readme"]}
-    for package in project["tool"]["setuptools"]["packages"]:
+    from setuptools import find_packages
+    found = project["tool"]["setuptools"]["packages"]["find"]
+    for package in find_packages(where=str(ROOT), include=found["include"]):
         folder = ROOT / package.replace(".", "/")
         for f in folder.iterdir():
             if f.is_file() and f.suffix != ".pyc":

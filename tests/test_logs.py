@@ -16,7 +16,7 @@ SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLE-attest-secret-session-token-7f3a"
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    from attest.demo import seed_aws
+    from collectors.aws import demo as seed_aws
     server, url = seed_aws.start_server()
     yield url
     server.stop()
@@ -24,7 +24,7 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture
 def config(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    from attest.demo import seed_aws
+    from collectors.aws import demo as seed_aws
     seed_aws.reset(moto_server)
     for name, value in seed_aws.ENV.items():
         monkeypatch.setenv(name, value)

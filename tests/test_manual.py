@@ -13,7 +13,7 @@ from attest.engine import evaluate_control
 from attest.manual import add_document, iter_documents
 from attest.model import Status
 from collectors.base import CollectContext
-from collectors.manual import ManualCollector
+from collectors.manual.collector import ManualCollector
 from controls import catalog_by_id
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)

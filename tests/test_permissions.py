@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from attest.demo import seed_aws
+from collectors.aws import demo as seed_aws
 from collectors.aws import specs
 from tests.collectors.aws_fixtures import NOW, collect, moto, moto_url  # noqa: F401
 

@@ -17,7 +17,7 @@ from attest.engine import evaluate_control
 from attest.errors import UsageError
 from attest.manual import add_document
 from collectors.base import CollectContext
-from collectors.manual import ManualCollector
+from collectors.manual.collector import ManualCollector
 from controls import catalog_by_id
 from reports.html import TREND_SCANS, build_view, cmd_report, evidence_digests, render_report
 
@@ -191,9 +191,10 @@ def test_changes_since_previous_scan(tmp_path: Path) -> None:
 
 def test_exceptions_and_manual_evidence() -> None:
     res = sample()
-    res["controls"].append(control("manual.pentest", "fail", ["CC4.1"], [finding(
-        "manual:manual.pentest", "fail",
-        "expired: pentest-2023.pdf (sha256 0123456789ab…) valid until 2025-01-15")],
+    res["controls"].append(control("manual.pentest", "fail", ["CC4.1"], [{
+        **finding("manual:manual.pentest", "fail",
+                  "expired: pentest-2023.pdf (sha256 0123456789ab…) valid until 2025-01-15"),
+        "facts": {"document_state": "expired", "file": "pentest-2023.pdf"}}],
         source="manual"))
     res["exceptions"] = [{"control": "aws.s3.public_access_block", "resource": "arn:aws:s3:::www",
                           "reason": "public website", "approved_by": "cto@example.com",

@@ -197,7 +197,7 @@ def test_signing_config_mistakes_are_one_line_exit_2(tmp_path: Path,
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    from attest.demo import seed_aws
+    from collectors.aws import demo as seed_aws
     server, url = seed_aws.start_server()
     yield url
     server.stop()
@@ -205,7 +205,7 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture
 def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    from attest.demo import seed_aws
+    from collectors.aws import demo as seed_aws
     seed_aws.reset(moto_server)
     for name, value in seed_aws.ENV.items():
         monkeypatch.setenv(name, value)

@@ -29,7 +29,7 @@ BUCKET = "acme-evidence"
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
-    from attest.demo import seed_aws
+    from collectors.aws import demo as seed_aws
     server, url = seed_aws.start_server()
     yield url
     server.stop()
@@ -37,7 +37,7 @@ def moto_server() -> Iterator[str]:
 
 @pytest.fixture
 def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from attest.demo import seed_aws
+    from collectors.aws import demo as seed_aws
     seed_aws.reset(moto_server)
     for name, value in seed_aws.ENV.items():
         monkeypatch.setenv(name, value)
@@ -420,7 +420,7 @@ def test_the_export_says_exactly_what_each_mechanism_proves(s3, tmp_path: Path,
             "or removed") in index
 
     # signed, but exported without a key: the signatures are carried, and said to be unchecked
-    (tmp_path / "nokey.yaml").write_text(f"output_dir: spool\n")
+    (tmp_path / "nokey.yaml").write_text("output_dir: spool\n")
     assert main(["export", "--from", "2026-11-22", "--to", "2026-11-23", "--dir", str(tmp_path / "spool"),
                  "--config", str(tmp_path / "nokey.yaml"), "--out", str(tmp_path / "nokey.zip")]) == 0
     with zipfile.ZipFile(tmp_path / "nokey.zip") as z:

@@ -1,33 +1,27 @@
 """``attest scan --demo``: a fictional company ("Acme Rockets") on local API servers.
 
-Each source has a module with ``start_demo(now) -> DemoSource``: it starts that source's local
-server on 127.0.0.1 (moto for AWS; a spec-shaped fake for GitHub, Okta, Datadog), seeds the
-company's estate, and returns the config section that points the real collector at it. The scan
-code is the production code; only the endpoints differ. Tests reuse the same pieces.
+Each registered source names its demo (``Source.demo``, ``module:start_demo``): ``start_demo(now)
+-> DemoSource`` starts that source's local server on 127.0.0.1 (moto for AWS; a spec-shaped fake
+for the SaaS vendors), seeds the company's estate, and returns the config section that points the
+real collector at it. The scan code is the production code; only the endpoints differ. Tests
+reuse the same pieces. The servers and moto are the ``demo`` extra (``pip install 'attest[demo]'``).
 """
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable
-
-DEMO_MODULES = {
-    "aws": "attest.demo.seed_aws",
-    "github": "attest.demo.fake_github",
-    "okta": "attest.demo.fake_okta",
-    "datadog": "attest.demo.fake_datadog",
-}
-
 
 @dataclass
 class DemoSource:
-    section: dict[str, Any]                  # the config section for this source
+    section: dict[str, Any] | None           # the config section for this source (None: none)
     env: dict[str, str]                      # env vars the section references (demo tokens)
     expected: dict[str, str]                 # control id -> status the demo seeded
     stop: Callable[[], None] = lambda: None
     extra: dict[str, Any] = field(default_factory=dict)
+    prepare: Callable[[Path], Any] = lambda output_dir: None   # seed the output folder
 
 
 @dataclass
@@ -36,7 +30,11 @@ class Demo:
 
     @property
     def config(self) -> dict[str, Any]:
-        return {name: s.section for name, s in self.sources.items()}
+        return {name: s.section for name, s in self.sources.items() if s.section is not None}
+
+    def prepare(self, output_dir: Path) -> None:
+        for s in self.sources.values():
+            s.prepare(output_dir)
 
     @property
     def expected(self) -> dict[str, str]:
@@ -51,18 +49,22 @@ class Demo:
 
 
 def start_demo(now: datetime, sources: tuple[str, ...] | None = None) -> Demo:
+    """Start the demo of every registered source (or of ``sources``)."""
+    from attest.errors import UsageError
+    from attest.sources import load, sources as registered
     started: dict[str, DemoSource] = {}
     try:
-        for name, module in DEMO_MODULES.items():
-            if sources is not None and name not in sources:
+        for name, source in registered().items():
+            if (sources is not None and name not in sources) or source.demo is None:
                 continue
             try:
-                mod = importlib.import_module(module)
+                start = load(source.demo)
             except ModuleNotFoundError as exc:
-                if exc.name == module:
-                    continue
+                if exc.name and exc.name.split(".")[0] in ("moto", "werkzeug", "flask", "graphql"):
+                    raise UsageError(f"the demo needs its extra, which is not installed (no module "
+                                     f"{exc.name}): pip install 'attest[demo]'") from None
                 raise
-            src = mod.start_demo(now)
+            src = start(now)
             os.environ.update(src.env)
             started[name] = src
     except BaseException:

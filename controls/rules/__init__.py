@@ -23,9 +23,6 @@ from attest.model import Evidence, EvidenceState, Finding
 RuleFn = Callable[["EvidenceView", dict[str, Any]], Iterable[Finding]]
 RULES: dict[str, RuleFn] = {}
 
-# Rule modules, imported explicitly (no directory walking).
-MODULES = ("aws_logging", "aws_iam", "aws_data", "aws_network",
-           "github", "okta", "datadog", "manual")
 
 
 def rule(control_id: str) -> Callable[[RuleFn], RuleFn]:
@@ -37,13 +34,15 @@ def rule(control_id: str) -> Callable[[RuleFn], RuleFn]:
     return register
 
 
+def rule_modules() -> tuple[str, ...]:
+    """Every registered source's rule modules (``controls/rules/<source>*.py`` by default)."""
+    from attest.sources import sources   # the registry: no collector or SDK is imported
+    return tuple(m for source in sources().values() for m in source.rule_modules)
+
+
 def load_rules() -> dict[str, RuleFn]:
-    for name in MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
+    for module in rule_modules():
+        importlib.import_module(module)
     return RULES
 
 

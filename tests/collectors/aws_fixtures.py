@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from attest.demo import seed_aws
+from collectors.aws import demo as seed_aws
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
 from attest.model import ControlResult, Evidence, EvidenceState
-from collectors.aws import AwsCollector, Config
+from collectors.aws.collector import AwsCollector, Config
 from collectors.base import CollectContext
 from controls import catalog_by_id
 

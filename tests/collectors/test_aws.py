@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import boto3
 
-from attest.demo import seed_aws
-from attest.demo.seed_aws import ACCOUNT, client
+from collectors.aws import demo as seed_aws
+from collectors.aws.demo import ACCOUNT, client
 from attest.model import EvidenceState
 from collectors.aws.specs import PRODUCES, SPECS
 from tests.collectors.aws_fixtures import (NOW, DenyingProxy, collect, evaluate, moto,  # noqa: F401

@@ -9,13 +9,13 @@ from typing import Any, Iterator
 import pytest
 from pydantic import ValidationError
 
-from attest.demo.fake_datadog import (DatadogWorld, FakeDatadog, downtime, log_index, monitor,
+from collectors.datadog.demo import (DatadogWorld, FakeDatadog, downtime, log_index, monitor,
                                       start_demo)
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
 from attest.model import Evidence, EvidenceState, Status
 from collectors.base import CollectContext
-from collectors.datadog import (DOWNTIMES, LOG_INDEXES, MAX_RATE_LIMIT_WAIT, MONITORS, Config,
+from collectors.datadog.collector import (DOWNTIMES, LOG_INDEXES, MAX_RATE_LIMIT_WAIT, MONITORS, Config,
                                 DatadogCollector, base_url, scope_of)
 from controls import catalog_by_id
 

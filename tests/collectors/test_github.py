@@ -1,4 +1,4 @@
-"""The GitHub collector, unchanged, over real HTTP against the local fake (attest.demo.fake_github)."""
+"""The GitHub collector, unchanged, over real HTTP against the local fake (collectors.github.demo)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -7,13 +7,13 @@ from typing import Any, Iterator
 import pytest
 from pydantic import ValidationError
 
-from attest.demo.fake_github import MEMBER, OWNER, serve, start_demo
-from attest.demo.fake_github_world import Alert, Member, Protection, Pull, Repo, Review, Ruleset, World
+from collectors.github.demo import MEMBER, OWNER, serve, start_demo
+from collectors.github.demo.world import Alert, Member, Protection, Pull, Repo, Review, Ruleset, World
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
 from attest.model import Evidence, EvidenceState, Status
 from collectors.base import CollectContext
-from collectors.github import Config, GithubCollector
+from collectors.github.collector import Config, GithubCollector
 from controls import catalog_by_id
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
@@ -235,7 +235,7 @@ def test_github_app_installation_auth(server: Any, tmp_path: Any) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from attest.demo.fake_github_world import App
+    from collectors.github.demo.world import App
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -329,8 +329,8 @@ def test_github_app_secrets_reach_neither_evidence_nor_logs(tmp_path: Any, caplo
     record and every log line, with the SDK's and urllib3's loggers at DEBUG."""
     import logging
 
-    from attest.demo.fake_github import FakeGithub
-    from attest.demo.fake_github_world import App
+    from collectors.github.demo import FakeGithub
+    from collectors.github.demo.world import App
 
     pem, public = _key_pair()
     w = world(repos=[Repo("api", protection=Protection())], members=[Member("bob")],

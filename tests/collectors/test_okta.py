@@ -1,4 +1,4 @@
-"""The Okta collector, with the real okta SDK over real HTTP against attest.demo.fake_okta."""
+"""The Okta collector, with the real okta SDK over real HTTP against collectors.okta.demo."""
 from __future__ import annotations
 
 import os
@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from attest.demo import fake_okta as fk
+from collectors.okta import demo as fk
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
 from attest.model import Evidence, EvidenceState, Status
 from collectors.base import CollectContext
-from collectors.okta import Config, OktaCollector
-from collectors.okta_api import HTTPS_CHECK_ENV, build_client
+from collectors.okta.collector import Config, OktaCollector
+from collectors.okta.api import HTTPS_CHECK_ENV, build_client
 from controls import catalog_by_id
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from collectors import SOURCES, all_collectors
+from attest.sources import sources
 from controls import criteria, load_catalog
 from controls.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog()
-PRODUCED = {name for cls in all_collectors().values() for name in cls.produces}
+PRODUCED = {name for source in sources().values() for name in source.produces}
 
 
 def test_every_control_has_exactly_one_rule_and_every_rule_a_control() -> None:
@@ -23,7 +23,7 @@ def test_every_control_has_exactly_one_rule_and_every_rule_a_control() -> None:
 
 @pytest.mark.parametrize("control", CATALOG, ids=lambda c: c.id)
 def test_control_is_well_formed(control) -> None:
-    assert control.source in SOURCES, f"{control.id}: no collector for source {control.source}"
+    assert control.source in sources(), f"{control.id}: no collector for source {control.source}"
     assert control.evidence, f"{control.id} reads no evidence"
     for name in control.evidence:
         assert name in PRODUCED, f"{control.id} reads {name}, which no collector produces"

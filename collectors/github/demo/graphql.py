@@ -9,7 +9,7 @@ import re
 from functools import lru_cache
 from typing import Any, Callable
 
-from attest.demo.fake_github_world import (
+from collectors.github.demo.world import (
     OWNER, Protection, Pull, Repo, Ruleset, World, cursor, iso, node_id, uncursor)
 from attest.model import parse_time
 

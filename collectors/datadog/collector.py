@@ -10,71 +10,22 @@ a response says ``X-RateLimit-Remaining: 0`` it waits for the reset before the n
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
-from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel
 
 from attest.logs import api_call
 from attest.model import Evidence, EvidenceState
-from collectors.base import CollectContext, is_loopback
-
-MONITORS = "datadog.monitors"
-DOWNTIMES = "datadog.downtimes"
-LOG_INDEXES = "datadog.log_indexes"
+from collectors.base import CollectContext
+from collectors.datadog.source import (DOWNTIMES, LOG_INDEXES, MONITORS, SOURCE, Config,
+                                       base_url, scope_of)
 
 MAX_RATE_LIMIT_WAIT = 60.0   # seconds: never sleep longer than this for one 429 or reset
 MAX_RATE_LIMIT_RETRIES = 5
 MAX_PAGES = 10_000           # a safety stop for an API that never stops paging
 
-_SITE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
-
-
-class Config(BaseModel):
-    """The ``datadog:`` config section."""
-    model_config = ConfigDict(extra="forbid")
-    site: str = Field("datadoghq.com", description="Datadog site, e.g. datadoghq.eu, us5.datadoghq.com")
-    host: str | None = Field(None, description="full API base URL; overrides site (a proxy or a fake)")
-    api_key: SecretStr = Field(min_length=1)
-    app_key: SecretStr = Field(min_length=1)
-    page_size: int = Field(1000, ge=1, le=1000, description="monitors/downtimes per page")
-
-    @field_validator("site")
-    @classmethod
-    def _site(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not _SITE.match(value):
-            raise ValueError("expected a Datadog site such as datadoghq.com or datadoghq.eu "
-                             "(no scheme; use 'host' for a full URL)")
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parsed = urlparse(value)
-        if parsed.scheme not in ("https", "http") or not parsed.hostname:
-            raise ValueError("expected a URL such as https://api.datadoghq.eu")
-        if parsed.scheme == "http" and not is_loopback(value):
-            raise ValueError("http:// is only allowed for a loopback address; use https://")
-        return value.rstrip("/")
-
-
-def base_url(config: Config) -> str:
-    """The API base URL: ``host`` when given, else ``https://api.<site>``."""
-    return config.host or f"https://api.{config.site}"
-
-
-def scope_of(config: Config) -> str:
-    """``datadog:<site>``, or ``datadog:<host[:port]>`` when a host URL is configured."""
-    return f"datadog:{urlparse(config.host).netloc}" if config.host else f"datadog:{config.site}"
-
-
-# What each call needs; named in the detail of a denied record.
 NEEDS = {
     MONITORS: "an application key with the monitors_read scope",
     DOWNTIMES: "an application key with the monitors_downtime scope",
@@ -114,10 +65,9 @@ def _seconds(value: str | None, default: float) -> float:
 
 
 class DatadogCollector:
-    source: ClassVar[str] = "datadog"
+    source: ClassVar[str] = SOURCE.name
     Config: ClassVar[type[BaseModel]] = Config
-    produces: ClassVar[tuple[str, ...]] = (MONITORS, DOWNTIMES, LOG_INDEXES)
-    enabled_without_config: ClassVar[bool] = False
+    produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
     def __init__(self, config: Config) -> None:
         self.config = config

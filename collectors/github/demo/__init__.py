@@ -4,7 +4,7 @@ Response bodies follow GitHub's REST description (github/rest-api-description): 
 pagination (``page``/``per_page``; cursor ``after`` for Dependabot alerts), ``x-ratelimit-*``
 headers, ``{"message": "Bad credentials", ...}`` on a bad token, ``Branch not protected`` on an
 unprotected branch, owner-only fields left out for other members. GraphQL is executed against a
-subset of GitHub's schema (:mod:`attest.demo.fake_github_graphql`).
+subset of GitHub's schema (:mod:`collectors.github.demo.graphql`).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from urllib.parse import unquote, urlencode
 from werkzeug.wrappers import Request, Response
 
 from attest.demo import DemoSource
-from attest.demo.fake_github_graphql import execute
-from attest.demo.fake_github_seed import acme_world
-from attest.demo.fake_github_world import (
+from collectors.github.demo.graphql import execute
+from collectors.github.demo.seed import acme_world
+from collectors.github.demo.world import (
     MEMBER, OWNER, Alert, Repo, World, cursor, iso, node_id, uncursor)
 from attest.demo.http import LocalServer
 

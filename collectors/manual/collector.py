@@ -3,22 +3,17 @@ from __future__ import annotations
 
 from typing import ClassVar, Iterator
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from attest.model import Evidence
 from collectors.base import CollectContext
-
-
-class ManualConfig(BaseModel):
-    """No settings: the store is always ``<output_dir>/manual``."""
-    model_config = ConfigDict(extra="forbid")
+from collectors.manual.source import SOURCE, ManualConfig
 
 
 class ManualCollector:
-    source: ClassVar[str] = "manual"
+    source: ClassVar[str] = SOURCE.name
     Config: ClassVar[type[BaseModel]] = ManualConfig
-    produces: ClassVar[tuple[str, ...]] = ("manual.documents",)
-    enabled_without_config: ClassVar[bool] = True
+    produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
     def __init__(self, config: ManualConfig) -> None:
         self.config = config

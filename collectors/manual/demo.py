@@ -5,7 +5,12 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from attest.manual import add_document, iter_documents
+
+if TYPE_CHECKING:
+    from attest.demo import DemoSource
 
 # control id -> (file name, days of validity left at the demo's "now"; negative = expired)
 DOCUMENTS = {
@@ -14,6 +19,13 @@ DOCUMENTS = {
     "manual.penetration_test": ("Pentest report - Orbital Security.pdf", 12),
     "manual.security_awareness_training": ("Training completion 2025.csv", -20),
 }
+
+
+def start_demo(now: datetime) -> "DemoSource":
+    """Manual evidence needs no server: the demo stores its documents in the output folder."""
+    from attest.demo import DemoSource
+    return DemoSource(section=None, env={}, expected={},
+                      prepare=lambda output_dir: seed_manual(output_dir, now))
 
 
 def seed_manual(output_dir: Path, now: datetime) -> dict[str, str]:

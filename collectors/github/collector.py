@@ -4,7 +4,7 @@ merged pull requests.
 PyGithub supplies authentication (token or GitHub App installation), retries and rate-limit
 waits; every answer is kept as the raw JSON GitHub sent (``requester.requestJsonAndCheck``),
 never as SDK model dumps. Branch protection, rulesets and merged pull requests come from GraphQL
-(a page of 100 repositories per call); see :mod:`collectors.github_graphql`.
+(a page of 100 repositories per call); see :mod:`collectors.github.graphql`.
 """
 from __future__ import annotations
 
@@ -13,24 +13,17 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel
 
 from attest.logs import api_call
 from attest.model import Evidence, EvidenceState, isoformat
-from collectors.base import CollectContext, is_loopback
-from collectors.github_graphql import (
+from collectors.base import CollectContext
+from collectors.github.graphql import (
     Graphql, GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories)
-
-ORG = "github.org"
-MEMBERS_2FA = "github.members_2fa_disabled"
-REPOS = "github.repos"
-BRANCHES = "github.branch_protection"
-ORG_RULESETS = "github.org_rulesets"
-VULN_ALERTS = "github.vulnerability_alerts"
-DEPENDABOT = "github.dependabot_alerts"
-PULLS = "github.merged_pulls"
+from collectors.github.source import (BRANCHES, DEPENDABOT, MEMBERS_2FA, ORG, ORG_RULESETS, PULLS,
+                                      REPOS, SOURCE, VULN_ALERTS, Config)
 
 PER_PAGE = 100
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -58,51 +51,10 @@ def _redact_sdk_debug_log() -> None:
         logger.addFilter(_RedactSecrets())
 
 
-class Config(BaseModel):
-    """The ``github:`` config section. Give ``token`` or the three GitHub App settings."""
-    model_config = ConfigDict(extra="forbid")
-    org: str = Field(min_length=1)
-    base_url: str = "https://api.github.com"
-    token: SecretStr | None = None
-    app_id: int | None = None
-    installation_id: int | None = None
-    private_key_path: str | None = None
-    private_key: SecretStr | None = None
-    include_archived: bool = False
-    changes_lookback_days: int = Field(30, ge=1, le=30)
-    max_retries: int = Field(4, ge=0, le=10)
-    max_rate_limit_wait: int = Field(300, ge=0, le=3600,
-                                     description="longest wait (s) for a rate-limit reset")
-    timeout: int = Field(30, ge=1, le=300)
-
-    @field_validator("base_url")
-    @classmethod
-    def _https_or_loopback(cls, value: str) -> str:
-        value = value.rstrip("/")
-        scheme = urlparse(value).scheme
-        if scheme != "https" and not (scheme == "http" and is_loopback(value)):
-            raise ValueError("base_url must be https:// (plain http only for 127.0.0.1/localhost)")
-        return value
-
-    @model_validator(mode="after")
-    def _one_auth(self) -> "Config":
-        app = (self.app_id, self.installation_id, self.private_key_path or self.private_key)
-        if self.token is not None and any(x is not None for x in app):
-            raise ValueError("give either token or GitHub App settings, not both")
-        if self.token is None and not all(x is not None for x in app):
-            raise ValueError("give token, or app_id + installation_id + private_key_path "
-                             "(or private_key)")
-        if self.private_key_path and self.private_key:
-            raise ValueError("give private_key_path or private_key, not both")
-        return self
-
-
 class GithubCollector:
-    source: ClassVar[str] = "github"
+    source: ClassVar[str] = SOURCE.name
     Config: ClassVar[type[BaseModel]] = Config
-    produces: ClassVar[tuple[str, ...]] = (ORG, MEMBERS_2FA, REPOS, BRANCHES, ORG_RULESETS,
-                                           VULN_ALERTS, DEPENDABOT, PULLS)
-    enabled_without_config: ClassVar[bool] = False
+    produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
     def __init__(self, config: Config) -> None:
         self.config = config

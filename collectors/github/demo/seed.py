@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from attest.demo.fake_github_world import (
+from collectors.github.demo.world import (
     Alert, Member, Protection, Pull, Repo, Review, Ruleset, World)
 
 ORG = "acme-rockets"

@@ -1,32 +1,25 @@
 """Okta: users, their factors, sign-on / authentication / password policies and rules.
 
-Every evidence record keeps the raw JSON Okta sent (see :mod:`collectors.okta_api`). The
+Every evidence record keeps the raw JSON Okta sent (see :mod:`collectors.okta.api`). The
 collector judges nothing; it records which engine the org runs (``/.well-known/okta-organization``
 ``pipeline``: ``v1`` Classic, ``idx`` Identity Engine) so the rules can read the right policies.
 """
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, ClassVar, Iterator
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel
 
 from attest.model import Evidence, EvidenceState
-from collectors.base import CollectContext, is_loopback
-from collectors.okta_api import Listing, OktaCallError, OktaReader, build_client
+from collectors.base import CollectContext
+from collectors.okta.api import Listing, OktaCallError, OktaReader, build_client
+from collectors.okta.source import POLICY_EVIDENCE, SOURCE, Config
 
-DEFAULT_SCOPES = ("okta.users.read", "okta.policies.read")
 PAGE_SIZE = 200            # the users API maximum
 FACTOR_CONCURRENCY = 4     # parallel factor reads; Okta's concurrency limits are per org
 
-# evidence name -> the policy type it holds
-POLICY_EVIDENCE = {
-    "okta.policies.sign_on": "OKTA_SIGN_ON",
-    "okta.policies.access": "ACCESS_POLICY",
-    "okta.policies.password": "PASSWORD",
-}
 NEEDS = {
     "okta.users": "a read-only admin role, or the okta.users.read scope",
     "okta.factors": "a read-only admin role, or the okta.users.read scope",
@@ -34,69 +27,10 @@ NEEDS = {
 }
 
 
-class Config(BaseModel):
-    """The ``okta:`` config section: an SSWS API token, or an OAuth 2.0 service app."""
-    model_config = ConfigDict(extra="forbid")
-    org_url: str = Field(description="https://<org>.okta.com or your Okta custom domain")
-    token: SecretStr | None = None
-    client_id: str | None = None
-    private_key: SecretStr | None = None
-    private_key_path: str | None = None
-    key_id: str | None = None
-    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
-    rate_limit_max_wait: float = Field(60.0, ge=0, description="longest single wait on a rate limit (s)")
-    timeout: int = Field(60, ge=1, description="per-request timeout (s)")
-
-    @field_validator("org_url")
-    @classmethod
-    def _org_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be a URL such as https://acme.okta.com")
-        if parts.scheme == "http" and not is_loopback(value):
-            raise ValueError("must use https (plain http is allowed only for 127.0.0.1/localhost)")
-        if parts.path.strip("/") or parts.query:
-            raise ValueError("must be the org URL only, without a path (https://acme.okta.com)")
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @model_validator(mode="after")
-    def _one_auth_mode(self) -> "Config":
-        oauth = self.client_id is not None
-        if (self.token is None) == (not oauth):
-            raise ValueError("give either token (SSWS API token) or client_id with private_key "
-                             "or private_key_path (OAuth 2.0 service app), not both")
-        if oauth and (self.private_key is None) == (self.private_key_path is None):
-            raise ValueError("an OAuth service app needs exactly one of private_key or "
-                             "private_key_path")
-        if oauth and not self.scopes:
-            raise ValueError("an OAuth service app needs at least one scope")
-        return self
-
-    def sdk_settings(self) -> dict[str, Any]:
-        """The SDK's ``client`` configuration (holds the secret: never log it)."""
-        settings: dict[str, Any] = {"orgUrl": self.org_url, "requestTimeout": self.timeout,
-                                    "rateLimit": {"maxRetries": 0},   # attest paces itself
-                                    # an okta.yaml may turn the SDK's logging on; at DEBUG it
-                                    # logs each request with its Authorization header
-                                    "logging": {"enabled": False}}
-        if self.token is not None:
-            settings.update(authorizationMode="SSWS", token=self.token.get_secret_value())
-        else:
-            key = (self.private_key.get_secret_value() if self.private_key is not None
-                   else Path(self.private_key_path or "").expanduser().read_text(encoding="utf-8"))
-            settings.update(authorizationMode="PrivateKey", clientId=self.client_id,
-                            scopes=list(self.scopes), privateKey=key)
-            if self.key_id:
-                settings["kid"] = self.key_id
-        return settings
-
-
 class OktaCollector:
-    source: ClassVar[str] = "okta"
+    source: ClassVar[str] = SOURCE.name
     Config: ClassVar[type[BaseModel]] = Config
-    produces: ClassVar[tuple[str, ...]] = ("okta.org", "okta.users", "okta.factors",
-                                           *POLICY_EVIDENCE)
-    enabled_without_config: ClassVar[bool] = False
+    produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
     def __init__(self, config: Config) -> None:
         self.config = config

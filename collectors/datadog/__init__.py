@@ -1,0 +1,1 @@
+"""The Datadog source: ``source`` (config, registry entry), ``collector``, ``demo``."""

@@ -1,0 +1,1 @@
+"""The GitHub source: ``source`` (config, registry entry), ``collector``, ``graphql``, ``demo``."""

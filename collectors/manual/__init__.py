@@ -1,0 +1,1 @@
+"""Manual evidence: ``source`` (registry entry), ``collector``, ``demo``."""

@@ -1,0 +1,1 @@
+"""The Okta source: ``source`` (config, registry entry), ``collector``, ``api``, ``demo``."""
