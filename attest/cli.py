@@ -154,8 +154,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if out.exists() and not out.is_dir():
             raise UsageError(f"{out}: output path exists and is not a directory")
         from collectors.manual.demo import demo_signing_key
+        demo = start_demo(now)   # first: without the demo extra, nothing is written
         key, public_key = demo_signing_key(out)
-        demo = start_demo(now)
         config = load_config(config_path, overrides={
             **demo.config, "signing": {"private_key_path": str(key.resolve())}})
         demo.prepare(out)

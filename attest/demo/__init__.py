@@ -14,6 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+DEMO_EXTRA = ("moto", "werkzeug", "flask", "graphql")   # what pip install 'attest[demo]' adds
+
+
 @dataclass
 class DemoSource:
     section: dict[str, Any] | None           # the config section for this source (None: none)
@@ -58,13 +61,12 @@ def start_demo(now: datetime, sources: tuple[str, ...] | None = None) -> Demo:
             if (sources is not None and name not in sources) or source.demo is None:
                 continue
             try:
-                start = load(source.demo)
+                src = load(source.demo)(now)
             except ModuleNotFoundError as exc:
-                if exc.name and exc.name.split(".")[0] in ("moto", "werkzeug", "flask", "graphql"):
+                if exc.name and exc.name.split(".")[0] in DEMO_EXTRA:
                     raise UsageError(f"the demo needs its extra, which is not installed (no module "
                                      f"{exc.name}): pip install 'attest[demo]'") from None
                 raise
-            src = start(now)
             os.environ.update(src.env)
             started[name] = src
     except BaseException:
