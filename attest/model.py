@@ -41,6 +41,7 @@ class EvidenceState(StrEnum):
     DENIED = "denied"    # 401/403/AccessDenied: unknown
     ERROR = "error"      # any other failure: unknown
     PARTIAL = "partial"  # some pages or items could not be read: unknown
+    UNREACHABLE = "unreachable"  # no answer at all (DNS, refused, timeout): unknown
 
     @property
     def known(self) -> bool:

@@ -59,8 +59,16 @@ class Collector(Protocol):
 
 
 def is_loopback(url: str | None) -> bool:
+    """Is the URL's host this machine (localhost, 127.0.0.0/8, ::1)? ``127.0.0.1.example.com``
+    is not."""
+    import ipaddress
     from urllib.parse import urlparse
     if not url:
         return False
     host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

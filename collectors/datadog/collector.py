@@ -1,67 +1,59 @@
 """Datadog: monitors (with silences and matching downtimes), downtimes (v2), log indexes.
 
-Uses ``datadog-api-client`` unchanged, with ``preload_content=False`` so every evidence payload
-is the raw JSON body Datadog sent (the SDK models reject or drop fields the API really returns).
-Each evidence record's payload is ``{"pages": [<raw body of each page>, ...]}``.
-
-Rate limits: on 429 the collector waits ``X-RateLimit-Reset`` seconds (bounded) and retries; when
-a response says ``X-RateLimit-Remaining: 0`` it waits for the reset before the next call.
+Uses ``datadog-api-client`` for authentication, hosts and the requests themselves, with
+``preload_content=False`` so every evidence payload is the raw JSON body Datadog sent (the SDK
+models reject or drop fields the API really returns). Each evidence record's payload is
+``{"pages": [<raw body of each page>, ...]}``. Retries, pacing from ``X-RateLimit-*`` (whose
+reset is in seconds), timeouts and failure states are the shared HTTP layer's
+(:mod:`collectors.http`).
 """
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
 
 from pydantic import BaseModel
 
-from attest.logs import api_call
 from attest.model import Evidence, EvidenceState
 from collectors.base import CollectContext
 from collectors.datadog.source import (DOWNTIMES, LOG_INDEXES, MONITORS, SOURCE, Config,
                                        base_url, scope_of)
+from collectors.http import (TIMEOUTS, Http, HttpError, RateHeaders, Request, Response, RetryPolicy,
+                             Unreachable)
 
-MAX_RATE_LIMIT_WAIT = 60.0   # seconds: never sleep longer than this for one 429 or reset
-MAX_RATE_LIMIT_RETRIES = 5
-MAX_PAGES = 10_000           # a safety stop for an API that never stops paging
-
+RATES = RateHeaders(reset_is="seconds")   # Datadog's X-RateLimit-Reset: seconds until the reset
 NEEDS = {
-    MONITORS: "an application key with the monitors_read scope",
-    DOWNTIMES: "an application key with the monitors_downtime scope",
-    LOG_INDEXES: "an application key with the logs_read_config scope",
+    MONITORS: "an application key with the monitors_read scope (and a valid API key)",
+    DOWNTIMES: "an application key with the monitors_downtime scope (and a valid API key)",
+    LOG_INDEXES: "an application key with the logs_read_config scope (and a valid API key)",
 }
 
 
-class _Failed(Exception):
-    def __init__(self, state: EvidenceState, detail: str) -> None:
-        super().__init__(detail)
-        self.state, self.detail = state, detail
-
-
-@dataclass
-class _Page:
-    body: Any
-    headers: dict[str, str]
-
-
-def _header(headers: Any, name: str) -> str | None:
-    for key, value in (headers or {}).items():
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
-def _once(call: Callable[[], Any]) -> Iterator[Callable[[], Any]]:
-    """A single, unpaginated call (log indexes are returned all at once)."""
-    yield call
-
-
-def _seconds(value: str | None, default: float) -> float:
+def sdk_call(call: Callable[[], Any]) -> Response:
+    """One attempt through the SDK: its raw answer, whatever the status (no answer: Unreachable)."""
+    from datadog_api_client.exceptions import ApiException
     try:
-        return min(max(float(value), 0.0), MAX_RATE_LIMIT_WAIT) if value is not None else default
+        raw = call()
+    except ApiException as exc:
+        body = exc.body
+        if isinstance(body, (bytes, str)):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                body = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return Response(exc.status or 0, {k.lower(): v for k, v in (exc.headers or {}).items()},
+                        body, body if isinstance(body, str) else "")
+    except Exception as exc:  # connection refused, timeout, TLS: no answer
+        raise Unreachable(f"{type(exc).__name__}: {exc}"[:300]) from None
+    try:
+        text = raw.data.decode("utf-8")
+    finally:
+        raw.release_conn()
+    try:
+        body = json.loads(text) if text else None
     except ValueError:
-        return default
+        body = None
+    return Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, body, text)
 
 
 class DatadogCollector:
@@ -69,9 +61,12 @@ class DatadogCollector:
     Config: ClassVar[type[BaseModel]] = Config
     produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, policy: RetryPolicy = RetryPolicy(),
+                 **timing: Any) -> None:
+        """``timing``: ``sleep`` and ``clock`` for tests that run on a fake server's clock."""
         self.config = config
-        self.sleep: Callable[[float], None] = time.sleep   # tests replace this to observe waits
+        self.http = Http(SOURCE.name, scope_of(config), policy=policy, rates=RATES,
+                         base_url=base_url(config), **timing)
 
     def _client(self) -> Any:
         from datadog_api_client import ApiClient, Configuration
@@ -79,7 +74,7 @@ class DatadogCollector:
             host=base_url(self.config),
             api_key={"apiKeyAuth": self.config.api_key.get_secret_value(),
                      "appKeyAuth": self.config.app_key.get_secret_value()},
-            preload_content=False, request_timeout=30, enable_retry=False)
+            preload_content=False, request_timeout=TIMEOUTS.pair(), enable_retry=False)
         return ApiClient(configuration)
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
@@ -87,109 +82,68 @@ class DatadogCollector:
         from datadog_api_client.v1.api.monitors_api import MonitorsApi
         from datadog_api_client.v2.api.downtimes_api import DowntimesApi
 
-        scope = scope_of(self.config)
         size = self.config.page_size
         with self._client() as client:
+            monitors, downtimes = MonitorsApi(client), DowntimesApi(client)
+
+            def monitor_page(page: int) -> Request:
+                return Request("GET /api/v1/monitor", lambda: sdk_call(
+                    lambda: monitors.list_monitors(with_downtimes=True, page=page, page_size=size)),
+                    NEEDS[MONITORS])
+
+            page = 0
+
+            def next_monitors(response: Response) -> Request | None:
+                nonlocal page
+                if not isinstance(response.body, list) or len(response.body) < size:
+                    return None   # a short page is the last one
+                page += 1
+                return monitor_page(page)
+
+            def downtime_page(offset: int) -> Request:
+                return Request("GET /api/v2/downtime", lambda: sdk_call(
+                    lambda: downtimes.list_downtimes(current_only=False, page_offset=offset,
+                                                     page_limit=size)), NEEDS[DOWNTIMES])
+
+            seen = 0
+
+            def next_downtimes(response: Response) -> Request | None:
+                nonlocal seen
+                body = response.body if isinstance(response.body, dict) else {}
+                data = body.get("data") or []
+                if not data:
+                    return None
+                seen += len(data)
+                total = ((body.get("meta") or {}).get("page") or {}).get("total_filtered_count")
+                if (isinstance(total, int) and seen >= total) or (total is None and len(data) < size):
+                    return None
+                return downtime_page(seen)
+
             ctx.progress("datadog: monitors")
-            yield self._paged(ctx, scope, MONITORS, "GET /api/v1/monitor",
-                              {"with_downtimes": True, "page_size": size},
-                              self._monitor_pages(MonitorsApi(client), size))
+            yield self._paged(ctx, MONITORS, {"with_downtimes": True, "page_size": size},
+                              monitor_page(0), next_monitors)
             ctx.progress("datadog: downtimes")
-            yield self._paged(ctx, scope, DOWNTIMES, "GET /api/v2/downtime",
-                              {"current_only": False, "page[limit]": size},
-                              self._downtime_pages(DowntimesApi(client), size))
+            yield self._paged(ctx, DOWNTIMES, {"current_only": False, "page[limit]": size},
+                              downtime_page(0), next_downtimes)
             ctx.progress("datadog: log indexes")
-            yield self._paged(ctx, scope, LOG_INDEXES, "GET /api/v1/logs/config/indexes", {},
-                              _once(LogsIndexesApi(client).list_log_indexes))
+            indexes = LogsIndexesApi(client)
+            yield self._paged(ctx, LOG_INDEXES, {}, Request(
+                "GET /api/v1/logs/config/indexes",
+                lambda: sdk_call(indexes.list_log_indexes), NEEDS[LOG_INDEXES]), lambda r: None)
 
-    # -- pagination ----------------------------------------------------------------------------
-
-    def _monitor_pages(self, api: Any, size: int) -> Iterator[Callable[[], Any]]:
-        """v1 monitors: ``page`` from 0 with ``page_size``; a short page is the last one."""
-        page = 0
-        while True:
-            body = yield (lambda p=page: api.list_monitors(with_downtimes=True, page=p, page_size=size))
-            if not isinstance(body, list) or len(body) < size:
-                return
-            page += 1
-
-    def _downtime_pages(self, api: Any, size: int) -> Iterator[Callable[[], Any]]:
-        """v2 downtimes: ``page[offset]``/``page[limit]`` until ``meta.page.total_filtered_count``."""
-        offset = 0
-        while True:
-            body = yield (lambda o=offset: api.list_downtimes(current_only=False, page_offset=o,
-                                                              page_limit=size))
-            data = body.get("data") if isinstance(body, dict) else None
-            if not data:
-                return
-            offset += len(data)
-            total = ((body.get("meta") or {}).get("page") or {}).get("total_filtered_count")
-            if (isinstance(total, int) and offset >= total) or (total is None and len(data) < size):
-                return
-
-    def _paged(self, ctx: CollectContext, scope: str, name: str, operation: str,
-               params: dict[str, Any], calls: Iterator[Callable[[], Any]]) -> Evidence:
-        """Run a page generator to the end; one record holding every raw page."""
-        pages: list[Any] = []
-        request = {"operation": operation, "params": params}
+    def _paged(self, ctx: CollectContext, name: str, params: dict[str, Any], first: Request,
+               next_of: Callable[[Response], Request | None]) -> Evidence:
+        """Every page of one list, as one record holding every raw page."""
+        scope = self.http.scope
+        request = {"operation": first.operation, "params": params}
         try:
-            call = next(calls)
-            while len(pages) < MAX_PAGES:
-                with api_call("datadog", scope, operation) as outcome:
-                    try:
-                        page = self._call(call)
-                    except _Failed as exc:
-                        outcome.update(outcome=exc.state.value, detail=exc.detail)
-                        raise
-                pages.append(page.body)
-                call = calls.send(page.body)
-            raise _Failed(EvidenceState.PARTIAL, f"stopped after {MAX_PAGES} pages")
-        except StopIteration:
-            pass
-        except _Failed as exc:
-            state, detail = exc.state, exc.detail
-            if pages and state is not EvidenceState.DENIED:
-                state, detail = EvidenceState.PARTIAL, f"page {len(pages) + 1} failed: {detail}"
-            elif state is EvidenceState.DENIED:
-                detail = f"{detail}; needs {NEEDS[name]} (and a valid API key)"
-            ctx.log.warning("datadog %s (%s): %s", name, scope, detail)
-            return ctx.evidence(name, scope, {"pages": pages}, state=state, detail=detail,
-                                request={**request, "pages": len(pages)})
-        return ctx.evidence(name, scope, {"pages": pages}, request={**request, "pages": len(pages)})
-
-    # -- one HTTP call -------------------------------------------------------------------------
-
-    def _call(self, call: Callable[[], Any]) -> _Page:
-        """One call: raw JSON body; 429 waits for the reset and retries; errors become _Failed."""
-        from datadog_api_client.exceptions import ApiException
-        for _ in range(MAX_RATE_LIMIT_RETRIES + 1):
-            try:
-                response = call()
-            except ApiException as exc:
-                if exc.status == 429:
-                    self.sleep(_seconds(_header(exc.headers, "X-RateLimit-Reset"), 1.0))
-                    continue
-                raise _Failed(*self._failure(exc)) from None
-            except Exception as exc:  # connection refused, timeout, TLS: unknown, not a fact
-                raise _Failed(EvidenceState.ERROR, f"{type(exc).__name__}: {exc}") from None
-            try:
-                body = json.loads(response.data.decode("utf-8"))
-            except ValueError as exc:
-                raise _Failed(EvidenceState.ERROR, f"response is not JSON: {exc}") from None
-            finally:
-                response.release_conn()
-            headers = dict(response.headers)
-            if _header(headers, "X-RateLimit-Remaining") == "0":
-                self.sleep(_seconds(_header(headers, "X-RateLimit-Reset"), 0.0))
-            return _Page(body, headers)
-        raise _Failed(EvidenceState.ERROR,
-                      f"rate limited (429) {MAX_RATE_LIMIT_RETRIES + 1} times in a row")
-
-    @staticmethod
-    def _failure(exc: Any) -> tuple[EvidenceState, str]:
-        errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
-        text = "; ".join(str(e) for e in errors) if isinstance(errors, list) else str(exc.reason)
-        detail = f"HTTP {exc.status}: {text}"[:500]
-        if exc.status in (401, 403):
-            return EvidenceState.DENIED, detail
-        return EvidenceState.ERROR, detail
+            paged = self.http.pages(first, next_of, lambda r: [r.body])
+        except HttpError as exc:
+            return ctx.evidence(name, scope, {"pages": []}, state=exc.state, detail=exc.detail,
+                                request={**request, "pages": 0})
+        request["pages"] = paged.pages
+        if paged.broken is not None:
+            return ctx.evidence(name, scope, {"pages": paged.items}, state=EvidenceState.PARTIAL,
+                                detail=f"page {paged.pages + 1} failed: {paged.broken.detail}",
+                                request=request)
+        return ctx.evidence(name, scope, {"pages": paged.items}, request=request)

@@ -15,11 +15,13 @@ from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
 from attest.model import Evidence, EvidenceState, Status
 from collectors.base import CollectContext
-from collectors.datadog.collector import (DOWNTIMES, LOG_INDEXES, MAX_RATE_LIMIT_WAIT, MONITORS, Config,
+from collectors.datadog.collector import (DOWNTIMES, LOG_INDEXES, MONITORS, Config,
                                 DatadogCollector, base_url, scope_of)
+from collectors.http import RetryPolicy
 from controls import catalog_by_id
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+MAX_RATE_LIMIT_WAIT = RetryPolicy().max_wait
 DD_CONTROLS = ("datadog.monitor_coverage", "datadog.monitors_notify",
                "datadog.monitors_not_muted", "datadog.log_retention")
 
@@ -60,9 +62,7 @@ def server(world: DatadogWorld) -> Iterator[LocalServer]:
 def collect(world: DatadogWorld, server: LocalServer, clock: FakeClock | None = None,
             **overrides: Any) -> dict[str, Evidence]:
     cfg = {"host": server.url, "api_key": world.api_key, "app_key": world.app_key, **overrides}
-    collector = DatadogCollector(Config(**cfg))
-    if clock is not None:
-        collector.sleep = clock.sleep
+    collector = DatadogCollector(Config(**cfg), **({"sleep": clock.sleep, "clock": clock} if clock else {}))
     records = list(collector.collect(CollectContext(now=NOW)))
     assert [r.name for r in records] == list(DatadogCollector.produces)
     return {r.name: r for r in records}
@@ -254,8 +254,8 @@ def test_endless_429_is_an_error_with_bounded_waits(world: DatadogWorld, server:
     world.rate_period = 3600
     ev = collect(world, server, clock)
     assert {r.state for r in ev.values()} == {EvidenceState.ERROR}
-    assert "429" in ev[MONITORS].detail
-    assert max(clock.waits) <= MAX_RATE_LIMIT_WAIT
+    assert "429" in ev[MONITORS].detail and "longer than the 60s attest may wait" in ev[MONITORS].detail
+    assert all(w <= MAX_RATE_LIMIT_WAIT for w in clock.waits)   # never sleeps for the hour
 
 
 def test_a_failed_later_page_is_partial(world: DatadogWorld, server: LocalServer) -> None:
@@ -275,7 +275,8 @@ def test_unreachable_host_is_an_error_for_every_name() -> None:
     srv.stop()
     records = list(DatadogCollector(Config(host=url, api_key="a", app_key="b"))
                    .collect(CollectContext(now=NOW)))
-    assert [r.state for r in records] == [EvidenceState.ERROR] * 3
+    assert [r.state for r in records] == [EvidenceState.UNREACHABLE] * 3
+    assert "no answer after 4 attempts" in records[0].detail
 
 
 # -- the demo ----------------------------------------------------------------------------------

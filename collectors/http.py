@@ -1,0 +1,419 @@
+"""One HTTP layer for the SaaS collectors (AWS keeps botocore's own retry modes).
+
+Each collector keeps its vendor's SDK for what an SDK is for (authentication, endpoints, the
+request itself) and hands every request to :class:`Http` (or :class:`AsyncHttp` for an async
+SDK) as a :class:`Request`: an operation name and a ``send`` function making one attempt. This
+module does the rest, once for every source:
+
+* **retries** of 429, 5xx and no answer at all, with exponential backoff and full jitter, bounded
+  in attempts and in total time (tenacity); a server's ``Retry-After`` or rate-limit reset is
+  honoured up to ``max_wait``, and a longer one fails the call at once;
+* **pacing** from the rate-limit headers: when a response says nothing is left of the budget,
+  the next call waits for the reset (bounded), so a scan does not run into 429s;
+* **failure to evidence state**: 401/403 ``denied`` (naming what the credentials need), no
+  answer ``unreachable``, anything else ``error``; a list that breaks after its first page is
+  ``partial``, carrying the pages read;
+* **pagination** by ``Link: rel="next"`` (same host only) or by a cursor the caller reads;
+* **timeouts**: :data:`TIMEOUTS` is what every SDK client is built with (connect, read);
+* **logs**: one line per call (``attest.logs.api_call``) with its outcome and attempts;
+* the **https-or-loopback** rule for every configured URL (:func:`https_or_loopback`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Awaitable, Callable, Iterable
+from urllib.parse import urljoin, urlsplit
+
+from tenacity import (AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type,
+                      stop_after_attempt, stop_after_delay, wait_random_exponential)
+
+from attest.logs import log_call
+from attest.model import EvidenceState
+from collectors.base import is_loopback
+
+log = logging.getLogger("attest.collect")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0     # an unreachable host fails fast
+    read: float = 30.0
+
+    def pair(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+TIMEOUTS = Timeouts()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4              # tries per call, the first included
+    max_elapsed: float = 120.0     # seconds per call, waits included
+    max_wait: float = 60.0         # longest single wait for a rate limit to reset
+    backoff: float = 0.5           # first backoff (seconds); doubles, full jitter, at most 8 s
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    """How a vendor announces its rate limit (header names are matched case-insensitively)."""
+    remaining: str = "x-ratelimit-remaining"
+    reset: str = "x-ratelimit-reset"
+    reset_is: str = "epoch"        # "epoch": a Unix time; "seconds": seconds from now
+    limit: str = "x-ratelimit-limit"
+
+
+class Unreachable(Exception):
+    """No answer at all: DNS, refused connection, TLS failure, timeout. Raised by a transport."""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]        # lower-case names; repeated headers joined with ", "
+    body: Any = None               # the parsed JSON body (None when empty or not JSON)
+    text: str = ""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Request:
+    """One call: ``send`` makes one attempt and returns the answer, whatever its status."""
+    operation: str                                   # "GET /api/v1/users": logs and details
+    send: Callable[[], Any]                          # -> Response (an awaitable for AsyncHttp)
+    needs: str = ""                                  # what the credentials need, when denied
+    absent: tuple[int, ...] = ()                     # statuses meaning "no such thing" (a fact)
+
+
+class HttpError(Exception):
+    """A call that failed for good, with the evidence state it leads to."""
+
+    def __init__(self, state: EvidenceState, detail: str, status: int | None = None,
+                 response: Response | None = None) -> None:
+        super().__init__(detail)
+        self.state, self.detail, self.status, self.response = state, detail, status, response
+
+    @property
+    def unauthorized(self) -> bool:
+        return self.status == 401
+
+
+@dataclass
+class Paged:
+    """Every item of a paginated call, the pages read, and a failure after the first page."""
+    items: list[Any] = field(default_factory=list)
+    pages: int = 0
+    broken: HttpError | None = None
+    last: Response | None = None
+
+
+class _Again(Exception):
+    """A retryable answer; ``wait`` is what the server asked for (seconds), if anything."""
+
+    def __init__(self, detail: str, wait: float | None = None, response: Response | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.wait, self.response, self.status = detail, wait, response, status
+
+
+def message_of(body: Any) -> str:
+    """The vendor's own error message, whatever its shape (GitHub, Okta, Datadog, Slack...)."""
+    if isinstance(body, dict):
+        for key in ("errorSummary", "message", "error_description", "error"):
+            if body.get(key):
+                return str(body[key])[:300]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e)
+                             for e in errors)[:300]
+    if isinstance(body, str):
+        return body[:300]
+    return ""
+
+
+def _numbers(value: str | None) -> list[float]:
+    out = []
+    for part in (value or "").split(","):
+        try:
+            out.append(float(part.strip()))
+        except ValueError:
+            continue
+    return out
+
+
+def _server_now(response: Response) -> float:
+    date = response.header("date")
+    if date:
+        try:
+            return parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return time.time()
+
+
+def reset_in(response: Response, rates: RateHeaders) -> float | None:
+    """Seconds until the rate-limit window resets, by the server's clock; None if not said."""
+    resets = _numbers(response.header(rates.reset))
+    if not resets:
+        return None
+    reset = min(resets)
+    if rates.reset_is == "seconds":
+        return max(0.0, reset)
+    return max(0.0, reset - _server_now(response) + 1)
+
+
+def server_wait(response: Response, rates: RateHeaders) -> float | None:
+    """What the server asks a client to wait before trying again (Retry-After, then the reset)."""
+    retry_after = response.header("retry-after")
+    if retry_after:
+        values = _numbers(retry_after)
+        if values:
+            return max(0.0, values[0])
+        try:
+            return max(0.0, parsedate_to_datetime(retry_after).timestamp() - time.time())
+        except (TypeError, ValueError):
+            pass
+    return reset_in(response, rates)
+
+
+def _rate_limited(response: Response, rates: RateHeaders) -> bool:
+    """429, or a 403 that is a rate limit (GitHub answers its limits with 403 too)."""
+    if response.status == 429:
+        return True
+    if response.status == 403:
+        remaining = _numbers(response.header(rates.remaining))
+        return (bool(remaining) and min(remaining) == 0) or response.header("retry-after") is not None
+    return False
+
+
+def classify(request: Request, response: Response, policy: RetryPolicy, rates: RateHeaders,
+             denied: tuple[int, ...] = (401, 403)) -> Response:
+    """The one place an answer becomes a result: returns it (2xx, or an ``absent`` status), raises
+    :class:`_Again` (retry) or :class:`HttpError` (a final evidence state)."""
+    status = response.status
+    if 200 <= status < 300 or status in request.absent:
+        return response
+    message = message_of(response.body) or response.text[:200]
+    if _rate_limited(response, rates):
+        wait = server_wait(response, rates)
+        if wait is not None and wait > policy.max_wait:
+            raise HttpError(EvidenceState.ERROR,
+                            f"{request.operation}: rate limited ({status}); the limit resets in {wait:.0f}s, "
+                            f"longer than the {policy.max_wait:g}s attest may wait", status, response)
+        raise _Again(f"{request.operation}: rate limited ({status})", wait, response, status)
+    if status in policy.statuses:
+        raise _Again(f"{request.operation}: {status} {message}".strip(), server_wait(response, rates)
+                     if response.header("retry-after") else None, response, status)
+    if status == 401:
+        raise HttpError(EvidenceState.DENIED, f"{request.operation}: the credentials were rejected "
+                        f"(401 {message})".strip(), status, response)
+    if status in denied:
+        needs = f"; the credentials need {request.needs}" if request.needs else ""
+        raise HttpError(EvidenceState.DENIED, f"{request.operation}: {status} {message}{needs}",
+                        status, response)
+    if status == 404:
+        needs = f"; the credentials need {request.needs}" if request.needs else ""
+        raise HttpError(EvidenceState.ERROR, f"{request.operation}: 404 {message}: not found or "
+                        f"not visible{needs}", status, response)
+    raise HttpError(EvidenceState.ERROR, f"{request.operation}: {status} {message}".strip(),
+                    status, response)
+
+
+def _final(exc: BaseException, request: Request, attempts: int) -> HttpError:
+    if isinstance(exc, HttpError):
+        return exc
+    tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+    if isinstance(exc, Unreachable):
+        return HttpError(EvidenceState.UNREACHABLE, f"{request.operation}: no answer{tries}: {exc}")
+    if isinstance(exc, _Again):
+        return HttpError(EvidenceState.ERROR, f"{exc.detail}{tries}", exc.status, exc.response)
+    return HttpError(EvidenceState.ERROR, f"{request.operation}: {type(exc).__name__}: {exc}"[:400])
+
+
+class _Base:
+    def __init__(self, source: str, scope: str, *, policy: RetryPolicy = RetryPolicy(),
+                 rates: RateHeaders = RateHeaders(), denied: tuple[int, ...] = (401, 403),
+                 base_url: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source, self.scope, self.policy, self.rates = source, scope, policy, rates
+        self.clock = clock             # for pacing (tests pass the fake server's clock)
+        self.denied, self.base_url = denied, base_url
+        self.calls = 0                 # requests sent (attempts), for benchmarks and tests
+        self.waits: list[float] = []   # every wait: backoff, retry-after, pacing
+        self._pause_until = 0.0        # monotonic time before which no call starts (pacing)
+
+    def _retrying_args(self) -> dict[str, Any]:
+        backoff = wait_random_exponential(multiplier=self.policy.backoff, max=8)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            told = getattr(exc, "wait", None)
+            seconds = max(told or 0.0, backoff(state))
+            seconds = min(seconds, self.policy.max_wait)
+            self.waits.append(seconds)
+            return seconds
+        return {"stop": stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.max_elapsed),
+                "wait": wait, "retry": retry_if_exception_type((_Again, Unreachable)),
+                "reraise": True}
+
+    def _note(self, response: Response) -> None:
+        """Pacing: nothing left of the budget -> the next call waits for the reset (bounded)."""
+        remaining = _numbers(response.header(self.rates.remaining))
+        if remaining and min(remaining) <= 0:
+            wait = reset_in(response, self.rates)
+            if wait is not None and 0 < wait <= self.policy.max_wait:
+                self._pause_until = max(self._pause_until, self.clock() + wait)
+
+    def _pacing_delay(self) -> float:
+        return max(0.0, self._pause_until - self.clock())
+
+    def _log(self, request: Request, t0: float, outcome: str, attempts: int, detail: str | None) -> None:
+        extra = f"{attempts} attempts" if attempts > 1 else None
+        log_call(self.source, self.scope, request.operation, time.monotonic() - t0, outcome,
+                 "; ".join(x for x in (extra, detail) if x) or None)
+
+    def link_next(self, response: Response) -> str | None:
+        """The ``Link: <url>; rel="next"`` target, on the same host as ``base_url`` only."""
+        for part in (response.header("link") or "").split(","):
+            m = re.match(r'\s*<([^>]+)>\s*;(.*)', part)
+            if m and re.search(r'rel="?next"?', m.group(2)):
+                target = urljoin((self.base_url or "") + "/", m.group(1))
+                if self.base_url:
+                    own, there = urlsplit(self.base_url), urlsplit(target)
+                    if (there.scheme, there.netloc) != (own.scheme, own.netloc):
+                        raise HttpError(EvidenceState.ERROR, f"the next page is on another host "
+                                        f"({there.netloc}); not followed")
+                return target
+        return None
+
+
+class Http(_Base):
+    """Synchronous calls (PyGithub, datadog-api-client)."""
+
+    def __init__(self, *args: Any, sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sleep = sleep
+
+    def call(self, request: Request) -> Response:
+        t0, attempts = time.monotonic(), 0
+
+        def attempt() -> Response:
+            nonlocal attempts
+            delay = self._pacing_delay()
+            if delay:
+                self.waits.append(delay)
+                self.sleep(delay)
+            attempts += 1
+            self.calls += 1
+            response = request.send()
+            self._note(response)
+            return classify(request, response, self.policy, self.rates, self.denied)
+        try:
+            response = Retrying(sleep=self.sleep, **self._retrying_args())(attempt)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            error = _final(exc, request, attempts)
+            self._log(request, t0, error.state.value, attempts, error.detail)
+            raise error from None
+        outcome = "absent" if response.status in request.absent else "ok"
+        self._log(request, t0, outcome, attempts, None)
+        return response
+
+    def pages(self, request: Request, next_of: Callable[[Response], Request | None],
+              items_of: Callable[[Response], Iterable[Any]], max_pages: int = 10_000) -> Paged:
+        """Follow pages until ``next_of`` says there are no more. The first page failing raises;
+        a later one failing ends the list as ``broken`` (the evidence is then ``partial``)."""
+        out = Paged()
+        current: Request | None = request
+        while current is not None:
+            if out.pages >= max_pages:
+                out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
+                return out
+            try:
+                response = self.call(current)
+            except HttpError as exc:
+                if out.pages == 0 or exc.unauthorized:
+                    raise
+                out.broken = exc
+                return out
+            out.items.extend(items_of(response))
+            out.pages += 1
+            out.last = response
+            current = next_of(response)
+        return out
+
+
+class AsyncHttp(_Base):
+    """The same, for an asyncio SDK (okta)."""
+
+    def __init__(self, *args: Any, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sleep = sleep
+
+    async def call(self, request: Request) -> Response:
+        t0, attempts = time.monotonic(), 0
+
+        async def attempt() -> Response:
+            nonlocal attempts
+            delay = self._pacing_delay()
+            if delay:
+                self.waits.append(delay)
+                await self.sleep(delay)
+            attempts += 1
+            self.calls += 1
+            response = await request.send()
+            self._note(response)
+            return classify(request, response, self.policy, self.rates, self.denied)
+        try:
+            response = await AsyncRetrying(sleep=self.sleep, **self._retrying_args())(attempt)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            error = _final(exc, request, attempts)
+            self._log(request, t0, error.state.value, attempts, error.detail)
+            raise error from None
+        outcome = "absent" if response.status in request.absent else "ok"
+        self._log(request, t0, outcome, attempts, None)
+        return response
+
+    async def pages(self, request: Request, next_of: Callable[[Response], Request | None],
+                    items_of: Callable[[Response], Iterable[Any]], max_pages: int = 10_000) -> Paged:
+        out = Paged()
+        current: Request | None = request
+        while current is not None:
+            if out.pages >= max_pages:
+                out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
+                return out
+            try:
+                response = await self.call(current)
+            except HttpError as exc:
+                if out.pages == 0 or exc.unauthorized:
+                    raise
+                out.broken = exc
+                return out
+            out.items.extend(items_of(response))
+            out.pages += 1
+            out.last = response
+            current = next_of(response)
+        return out
+
+
+def https_or_loopback(url: str, what: str = "URL") -> str:
+    """The rule for every configured vendor URL: https, or plain http to a loopback address only
+    (the local fakes). Returns the URL without a trailing slash; ValueError otherwise."""
+    value = (url or "").strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"expected a {what} such as https://example.com")
+    if parts.scheme == "http" and not is_loopback(value):
+        raise ValueError(f"{what} must be https:// (plain http only for 127.0.0.1/localhost)")
+    return value
