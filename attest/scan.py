@@ -195,11 +195,18 @@ def _collect_source(source: str, collector: Any, ctx: CollectContext,
                     sink: Callable[[Evidence], None]) -> dict[str, str]:
     """Run one collector; a crash becomes `error` evidence for every name it may produce."""
     t0, count, unknown = time.monotonic(), 0, 0
+    unreachable: list[Evidence] = []
     try:
         for ev in collector.collect(ctx):
             count += 1
             unknown += not ev.state.known
+            if ev.state is EvidenceState.UNREACHABLE:
+                unreachable.append(ev)
             sink(ev)
+        if count and len(unreachable) == count:   # nothing answered: one line, not one per record
+            detail = unreachable[0].detail
+            log.error("%s: unreachable: %s", source, detail)
+            return {"status": "unreachable", "detail": detail}
         log.info("%s: %d evidence records (%d could not be read) in %.1f s", source, count, unknown,
                  time.monotonic() - t0)
         return {"status": "collected"}
@@ -297,7 +304,7 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
         writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
         with lock:
             records.append(ev)
-        if not ev.state.known:
+        if not ev.state.known and ev.state is not EvidenceState.UNREACHABLE:
             log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
 
     try:

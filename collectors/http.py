@@ -58,6 +58,7 @@ class RetryPolicy:
     max_wait: float = 60.0         # longest single wait for a rate limit to reset
     backoff: float = 0.5           # first backoff (seconds); doubles, full jitter, at most 8 s
     statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    max_wait_setting: str = ""     # the config key that sets max_wait, named when it is exceeded
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,10 @@ class _Again(Exception):
 def message_of(body: Any) -> str:
     """The vendor's own error message, whatever its shape (GitHub, Okta, Datadog, Slack...)."""
     if isinstance(body, dict):
+        code = body.get("errorCode") or ""
         for key in ("errorSummary", "message", "error_description", "error"):
             if body.get(key):
-                return str(body[key])[:300]
+                return f"{code} {body[key]}".strip()[:300]
         errors = body.get("errors")
         if isinstance(errors, list) and errors:
             return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e)
@@ -206,8 +208,10 @@ def classify(request: Request, response: Response, policy: RetryPolicy, rates: R
         wait = server_wait(response, rates)
         if wait is not None and wait > policy.max_wait:
             raise HttpError(EvidenceState.ERROR,
-                            f"{request.operation}: rate limited ({status}); the limit resets in {wait:.0f}s, "
-                            f"longer than the {policy.max_wait:g}s attest may wait", status, response)
+                            f"{request.operation}: rate limited ({status}); the limit resets in "
+                            f"{wait:.0f}s, longer than the {policy.max_wait:g}s attest may wait"
+                            + (f" ({policy.max_wait_setting})" if policy.max_wait_setting else ""),
+                            status, response)
         raise _Again(f"{request.operation}: rate limited ({status})", wait, response, status)
     if status in policy.statuses:
         raise _Again(f"{request.operation}: {status} {message}".strip(), server_wait(response, rates)
@@ -248,6 +252,7 @@ class _Base:
         self.calls = 0                 # requests sent (attempts), for benchmarks and tests
         self.waits: list[float] = []   # every wait: backoff, retry-after, pacing
         self._pause_until = 0.0        # monotonic time before which no call starts (pacing)
+        self.dead: HttpError | None = None   # the host gave no answer: later calls are not tried
 
     def _retrying_args(self) -> dict[str, Any]:
         backoff = wait_random_exponential(multiplier=self.policy.backoff, max=8)
@@ -257,6 +262,8 @@ class _Base:
             told = getattr(exc, "wait", None)
             seconds = max(told or 0.0, backoff(state))
             seconds = min(seconds, self.policy.max_wait)
+            if seconds >= self._pacing_delay():
+                self._pause_until = 0.0    # this wait already covers the pacing one
             self.waits.append(seconds)
             return seconds
         return {"stop": stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.max_elapsed),
@@ -270,6 +277,18 @@ class _Base:
             wait = reset_in(response, self.rates)
             if wait is not None and 0 < wait <= self.policy.max_wait:
                 self._pause_until = max(self._pause_until, self.clock() + wait)
+
+    def _check_alive(self, request: Request) -> None:
+        """After a call found the host unreachable (every retry included), the source's other
+        calls fail at once: one dead host costs one bounded wait, not one per call."""
+        if self.dead is not None:
+            raise HttpError(EvidenceState.UNREACHABLE, f"{request.operation}: not tried: "
+                            f"{self.dead.detail}")
+
+    def _failed(self, error: HttpError) -> HttpError:
+        if error.state is EvidenceState.UNREACHABLE and self.dead is None:
+            self.dead = error
+        return error
 
     def _pacing_delay(self) -> float:
         return max(0.0, self._pause_until - self.clock())
@@ -302,6 +321,7 @@ class Http(_Base):
         self.sleep = sleep
 
     def call(self, request: Request) -> Response:
+        self._check_alive(request)
         t0, attempts = time.monotonic(), 0
 
         def attempt() -> Response:
@@ -309,6 +329,7 @@ class Http(_Base):
             delay = self._pacing_delay()
             if delay:
                 self.waits.append(delay)
+                self._pause_until = 0.0
                 self.sleep(delay)
             attempts += 1
             self.calls += 1
@@ -320,7 +341,7 @@ class Http(_Base):
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 raise
-            error = _final(exc, request, attempts)
+            error = self._failed(_final(exc, request, attempts))
             self._log(request, t0, error.state.value, attempts, error.detail)
             raise error from None
         outcome = "absent" if response.status in request.absent else "ok"
@@ -360,6 +381,7 @@ class AsyncHttp(_Base):
         self.sleep = sleep
 
     async def call(self, request: Request) -> Response:
+        self._check_alive(request)
         t0, attempts = time.monotonic(), 0
 
         async def attempt() -> Response:
@@ -367,6 +389,7 @@ class AsyncHttp(_Base):
             delay = self._pacing_delay()
             if delay:
                 self.waits.append(delay)
+                self._pause_until = 0.0
                 await self.sleep(delay)
             attempts += 1
             self.calls += 1
@@ -378,7 +401,7 @@ class AsyncHttp(_Base):
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 raise
-            error = _final(exc, request, attempts)
+            error = self._failed(_final(exc, request, attempts))
             self._log(request, t0, error.state.value, attempts, error.detail)
             raise error from None
         outcome = "absent" if response.status in request.absent else "ok"

@@ -137,7 +137,7 @@ def _sources(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, info in sorted(scan.get("sources", {}).items()):
         status = str(info.get("status", ""))
-        kind = "collected" if status == "collected" else "skipped" if status == "skipped" else "failed"
+        kind = status if status in ("collected", "skipped", "unreachable") else "failed"
         detail = info.get("detail") or (status.partition(": ")[2] if kind == "failed" else "")
         unread = sum(1 for item in scan.get("incomplete", []) if str(item).startswith(f"{name}."))
         if kind == "collected" and unread:

@@ -8,6 +8,7 @@ never as SDK model dumps. Branch protection, rulesets and merged pull requests c
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import timedelta
@@ -17,9 +18,10 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from attest.logs import api_call
 from attest.model import Evidence, EvidenceState, isoformat
 from collectors.base import CollectContext
+from collectors.http import (Http, HttpError, Paged, Request, Response, RetryPolicy,
+                             Unreachable, message_of)
 from collectors.github.graphql import (
     Graphql, GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories)
 from collectors.github.source import (BRANCHES, DEPENDABOT, MEMBERS_2FA, ORG, ORG_RULESETS, PULLS,
@@ -56,12 +58,18 @@ class GithubCollector:
     Config: ClassVar[type[BaseModel]] = Config
     produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, **timing: Any) -> None:
+        """``timing``: ``sleep`` and ``clock`` for tests that must not really wait."""
         self.config = config
         self.scope = f"github:{config.org}"
+        self.http = Http(SOURCE.name, self.scope, base_url=config.base_url, denied=(401, 403, 422),
+                         policy=RetryPolicy(attempts=config.max_retries + 1,
+                                            max_wait=config.max_rate_limit_wait,
+                                            max_wait_setting="github.max_rate_limit_wait"),
+                         **timing)
 
     def _client(self) -> Any:
-        from github import Auth, Github, GithubRetry
+        from github import Auth, Github
 
         _redact_sdk_debug_log()
         cfg = self.config
@@ -71,45 +79,52 @@ class GithubCollector:
             key = (cfg.private_key.get_secret_value() if cfg.private_key
                    else Path(cfg.private_key_path or "").read_text(encoding="utf-8"))
             auth = Auth.AppAuth(cfg.app_id, key).get_installation_auth(cfg.installation_id)
-        retry = GithubRetry(total=cfg.max_retries, backoff_factor=0.5,
-                            status_forcelist=[429, 500, 502, 503, 504],
-                            max_rate_limit_wait=cfg.max_rate_limit_wait,
-                            secondary_rate_wait=min(60, cfg.max_rate_limit_wait),
-                            retry_after_max=cfg.max_rate_limit_wait)
-        return Github(auth=auth, base_url=cfg.base_url, per_page=PER_PAGE, retry=retry,
+        # retries, rate-limit waits and pacing are the shared HTTP layer's: PyGithub sends once
+        return Github(auth=auth, base_url=cfg.base_url, per_page=PER_PAGE, retry=0,
                       timeout=cfg.timeout, seconds_between_requests=None,
                       seconds_between_writes=None,  # GraphQL reads are POSTs, not writes
                       user_agent="attest")
 
     # --- REST helpers -------------------------------------------------------------------------
 
-    def _get(self, req: Any, path: str, params: dict[str, Any] | None = None) -> Any:
-        return self._request(req, "GET", path, parameters=params)[1]
+    def _request(self, req: Any, verb: str, url: str, needs: str = "", absent: tuple[int, ...] = (),
+                 **kwargs: Any) -> Request:
+        """One REST or GraphQL request through PyGithub's requester (its auth and transport)."""
+        path = url.split("?")[0].replace(self.config.base_url, "") or "/"
+        graphql = path.rstrip("/").endswith("graphql")
 
-    def _request(self, req: Any, verb: str, url: str, **kwargs: Any) -> tuple[Any, Any]:
-        """One REST or GraphQL request, logged as an API call (PyGithub retries inside it)."""
-        call = f"{verb} {url.split('?')[0].replace(self.config.base_url, '') or '/'}"
-        with api_call("github", f"github:{self.config.org}", call) as outcome:
+        def send() -> Response:
+            from github import GithubException
+            from requests.exceptions import RequestException
             try:
-                return req.requestJsonAndCheck(verb, url, **kwargs)
-            except Exception as exc:
-                status = getattr(exc, "status", None)
-                outcome.update(outcome="denied" if status in (401, 403) else
-                               "absent" if status == 404 else "error",
-                               detail=f"HTTP {status}" if status else type(exc).__name__)
-                raise
+                status, headers, text = req.requestJson(verb, url, **kwargs)
+            except GithubException as exc:   # e.g. a GitHub App's installation token refused
+                return Response(exc.status, {k.lower(): v for k, v in (exc.headers or {}).items()},
+                                exc.data, "")
+            except RequestException as exc:
+                raise Unreachable(f"{type(exc).__name__}: {exc}"[:300]) from None
+            try:
+                body = json.loads(text) if text else None
+            except ValueError:
+                body = None
+            headers = {k.lower(): v for k, v in headers.items()}
+            errors = body.get("errors") if graphql and isinstance(body, dict) else None
+            if errors and any(e.get("type") == "RATE_LIMITED" for e in errors):
+                status = 429   # GraphQL's rate limit comes as 200 with an error: same handling
+            return Response(status, headers, body, text or "")
+        return Request(f"{verb} {'/graphql' if graphql else path}", send, needs, absent)
 
-    def _pages(self, req: Any, path: str, params: dict[str, Any]) -> list[Any]:
+    def _get(self, req: Any, path: str, needs: str = "") -> Any:
+        return self.http.call(self._request(req, "GET", path, needs)).body
+
+    def _pages(self, req: Any, path: str, params: dict[str, Any], needs: str = "") -> Paged:
         """Every item of a paginated list, following the Link header's rel="next"."""
-        items: list[Any] = []
-        url: str | None = path
-        query: dict[str, Any] | None = {**params, "per_page": PER_PAGE}
-        while url:
-            headers, data = self._request(req, "GET", url, parameters=query)
-            items.extend(data)
-            match = _LINK_NEXT.search(headers.get("link", ""))
-            url, query = (match.group(1), None) if match else (None, None)
-        return items
+        def next_of(response: Response) -> Request | None:
+            target = self.http.link_next(response)
+            return self._request(req, "GET", target, needs) if target else None
+        return self.http.pages(
+            self._request(req, "GET", path, needs, parameters={**params, "per_page": PER_PAGE}),
+            next_of, lambda r: r.body if isinstance(r.body, list) else [])
 
     # --- collection ---------------------------------------------------------------------------
 
@@ -120,11 +135,11 @@ class GithubCollector:
         ev = self._record(ctx)
         ctx.progress("github: organization")
         try:
-            org_data = self._get(req, f"/orgs/{_segment(org)}")
-        except Exception as exc:  # first call: bad credentials etc. stop the whole source
-            state, detail = _failure(exc, "read the organization (Members: read / read:org)")
+            org_data = self._get(req, f"/orgs/{_segment(org)}",
+                                 "to read the organization (Members: read / read:org)")
+        except HttpError as exc:  # first call: bad credentials, no answer... stop the source
             for name in self.produces:
-                yield ev(name, None, state, detail, {"method": "GET", "path": f"/orgs/{org}"})
+                yield ev(name, None, exc.state, exc.detail, {"method": "GET", "path": f"/orgs/{org}"})
             return
         yield ev(ORG, org_data, request={"method": "GET", "path": f"/orgs/{org}"})
 
@@ -139,7 +154,8 @@ class GithubCollector:
         yield repos
 
         ctx.progress("github: branch protection and rulesets")
-        gql = Graphql(req, self.config.max_rate_limit_wait, request=self._request)
+        gql = Graphql(lambda text, variables, needs: self.http.call(self._request(
+            req, "POST", req.graphql_url, needs, input={"query": text, "variables": variables})))
         yield self._graphql(ctx, BRANCHES, "organization.repositories",
                             "read repositories and branch protection (Administration: read, "
                             "Metadata: read / repo)",
@@ -189,11 +205,14 @@ class GithubCollector:
                    shape: Callable[[list[Any]], Any] = lambda items: items) -> Evidence:
         request = {"method": "GET", "path": path, "params": params}
         try:
-            items = self._pages(req, path, params)
-        except Exception as exc:
-            state, detail = _failure(exc, permission)
-            return self._record(ctx)(name, None, state, detail, request)
-        return self._record(ctx)(name, shape(items), request=request)
+            paged = self._pages(req, path, params, f"to {permission}")
+        except HttpError as exc:
+            return self._record(ctx)(name, None, exc.state, exc.detail, request)
+        request["pages"] = paged.pages
+        if paged.broken is not None:
+            return self._record(ctx)(name, shape(paged.items), EvidenceState.PARTIAL,
+                                     f"page {paged.pages + 1} failed: {paged.broken.detail}", request)
+        return self._record(ctx)(name, shape(paged.items), request=request)
 
     def _graphql(self, ctx: CollectContext, name: str, operation: str, permission: str,
                  fetch: Callable[[], Any]) -> Evidence:
@@ -205,15 +224,12 @@ class GithubCollector:
             return self._record(ctx)(name, None, EvidenceState.DENIED, detail, request)
         except GraphqlError as exc:
             return self._record(ctx)(name, None, EvidenceState.ERROR, str(exc), request)
-        except Exception as exc:
-            state, detail = _failure(exc, permission)
-            return self._record(ctx)(name, None, state, detail, request)
+        except HttpError as exc:
+            return self._record(ctx)(name, None, exc.state, exc.detail, request)
         return self._record(ctx)(name, payload, request=request)
 
     def _vulnerability_alerts(self, ctx: CollectContext, req: Any, repos: Evidence) -> Evidence:
         """GET /repos/{o}/{r}/vulnerability-alerts per repo: 204 enabled, 404 disabled."""
-        from github import GithubException
-
         request = {"method": "GET", "path": "/repos/{owner}/{repo}/vulnerability-alerts"}
         if not repos.state.known:
             return self._record(ctx)(VULN_ALERTS, None, repos.state,
@@ -225,14 +241,15 @@ class GithubCollector:
             path = f"/repos/{_segment(owner)}/{_segment(name)}/vulnerability-alerts"
             admin = (repo.get("permissions") or {}).get("admin")
             try:
-                self._request(req, "GET", path)
-                result[full] = {"status": 204, "enabled": True, "viewer_admin": admin}
-            except GithubException as exc:
-                entry: dict[str, Any] = {"status": exc.status, "viewer_admin": admin,
-                                         "message": _message(exc)}
-                if exc.status == 404:
-                    entry["enabled"] = False
-                result[full] = entry
+                response = self.http.call(self._request(
+                    req, "GET", path, "Administration: read (or repo admin)", absent=(404,)))
+            except HttpError as exc:   # unknown for this repository only
+                result[full] = {"status": exc.status, "viewer_admin": admin, "message": exc.detail}
+                continue
+            result[full] = {"status": response.status, "enabled": response.status != 404,
+                            "viewer_admin": admin}
+            if response.status == 404:
+                result[full]["message"] = message_of(response.body)
         return self._record(ctx)(VULN_ALERTS, result, request=request)
 
 
@@ -244,28 +261,3 @@ def _segment(name: str) -> str:
 
 def _repo_of(alert: dict[str, Any]) -> str:
     return (alert.get("repository") or {}).get("full_name", "")
-
-
-def _message(exc: Any) -> str:
-    data = getattr(exc, "data", None)
-    if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    return str(data or exc)[:300]
-
-
-def _failure(exc: Exception, permission: str) -> tuple[EvidenceState, str]:
-    """Evidence state and a one-line detail for a failed call (never containing the token)."""
-    from github import GithubException, RateLimitExceededException
-
-    if isinstance(exc, RateLimitExceededException):
-        return EvidenceState.ERROR, f"rate limited by GitHub beyond the configured wait: {_message(exc)}"
-    if isinstance(exc, GithubException):
-        msg = _message(exc)
-        if exc.status == 401:
-            return EvidenceState.DENIED, f"GitHub rejected the credentials (401 {msg})"
-        if exc.status in (403, 422):
-            return EvidenceState.DENIED, f"{exc.status} {msg}: the credentials must {permission}"
-        if exc.status == 404:
-            return EvidenceState.ERROR, f"404 {msg}: not found or not visible; the credentials must {permission}"
-        return EvidenceState.ERROR, f"GitHub answered {exc.status}: {msg}"
-    return EvidenceState.ERROR, f"{type(exc).__name__}: {exc}"[:300]

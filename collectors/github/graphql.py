@@ -5,9 +5,8 @@ Payloads are the GraphQL nodes exactly as GitHub returned them.
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from attest.model import parse_time
 
@@ -121,25 +120,15 @@ class GraphqlDenied(GraphqlError):
 
 
 class Graphql:
-    """POSTs GraphQL queries through PyGithub's requester (its auth, retries and REST-style
-    rate-limit waits) and also waits out GraphQL's own ``RATE_LIMITED`` answers, up to ``max_wait``."""
+    """POSTs GraphQL queries through ``post(text, variables, needs) -> Response`` (the collector's
+    HTTP layer: auth, retries, rate-limit waits, GraphQL's RATE_LIMITED answers included)."""
 
-    def __init__(self, req: Any, max_wait: float, request: Any = None) -> None:
-        self.req, self.max_wait = req, max_wait
-        self.request = request or (lambda r, verb, url, **kw: r.requestJsonAndCheck(verb, url, **kw))
+    def __init__(self, post: Callable[[str, dict[str, Any], str], Any]) -> None:
+        self.post = post
 
-    def query(self, text: str, variables: dict[str, Any]) -> dict[str, Any]:
-        for _ in range(3):
-            headers, body = self.request(
-                self.req, "POST", self.req.graphql_url, input={"query": text, "variables": variables})
-            errors = body.get("errors") or []
-            if not any(e.get("type") == "RATE_LIMITED" for e in errors):
-                break
-            reset = int(headers.get("x-ratelimit-reset") or 0)
-            wait = max(1.0, reset - time.time() + 1)
-            if wait > self.max_wait:
-                break
-            time.sleep(wait)
+    def query(self, text: str, variables: dict[str, Any], needs: str = "") -> dict[str, Any]:
+        body = self.post(text, variables, needs).body or {}
+        errors = body.get("errors") or []
         if errors:
             messages = "; ".join(str(e.get("message", e)) for e in errors)[:400]
             if any(e.get("type") in ("FORBIDDEN", "INSUFFICIENT_SCOPES") for e in errors):

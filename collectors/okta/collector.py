@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from attest.model import Evidence, EvidenceState
 from collectors.base import CollectContext
-from collectors.okta.api import Listing, OktaCallError, OktaReader, build_client
+from collectors.http import AsyncHttp, HttpError, Paged, RetryPolicy
+from collectors.okta.api import RATES, OktaReader, build_client
 from collectors.okta.source import POLICY_EVIDENCE, SOURCE, Config
 
 PAGE_SIZE = 200            # the users API maximum
@@ -32,10 +33,13 @@ class OktaCollector:
     Config: ClassVar[type[BaseModel]] = Config
     produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, **timing: Any) -> None:
+        """``timing``: ``sleep`` (async) and ``clock`` for tests that must not really wait."""
         self.config = config
         self.scope = f"okta:{urlsplit(config.org_url).netloc}"
-        self.reader_options: dict[str, Any] = {}   # tests may inject e.g. a recording ``sleep``
+        self.policy = RetryPolicy(max_wait=config.rate_limit_max_wait,
+                                  max_wait_setting="okta.rate_limit_max_wait")
+        self.timing = timing
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
         yield from asyncio.run(self._collect(ctx))
@@ -44,8 +48,9 @@ class OktaCollector:
         out: dict[str, Evidence] = {}
         client = build_client(self.config.sdk_settings())
         async with client:
-            reader = OktaReader(client, self.config.org_url, max_wait=self.config.rate_limit_max_wait,
-                                **self.reader_options)
+            http = AsyncHttp(self.source, self.scope, policy=self.policy, rates=RATES,
+                             base_url=self.config.org_url, **self.timing)
+            reader = OktaReader(client, self.config.org_url, http)
             try:
                 ctx.progress("okta: users")
                 users = await self._users(ctx, reader, out)
@@ -56,37 +61,34 @@ class OktaCollector:
                 ctx.progress("okta: policies")
                 for name, policy_type in POLICY_EVIDENCE.items():
                     await self._policies(ctx, reader, out, name, policy_type, pipeline)
-            except OktaCallError as exc:
+            except HttpError as exc:
                 if not exc.unauthorized:
                     raise
-                detail = (f"Okta rejected the credentials ({exc.summary}) on {exc.operation}; "
-                          "check the API token or the OAuth service app")
+                detail = (f"Okta rejected the credentials: {exc.detail}; check the API token or "
+                          "the OAuth service app")
                 for name in self.produces:
                     out.setdefault(name, ctx.evidence(name, self.scope, state=EvidenceState.DENIED,
-                                                      detail=detail, request={"operation": exc.operation}))
-        if reader.waits:
-            ctx.log.info("okta: waited %.0fs in total for rate limits", sum(reader.waits))
+                                                      detail=detail))
+        if http.waits:
+            ctx.log.info("okta: waited %.0fs in total (rate limits, retries)", sum(http.waits))
         return [out[name] for name in self.produces]
 
-    def _failure(self, ctx: CollectContext, name: str, exc: OktaCallError, needs: str,
+    def _failure(self, ctx: CollectContext, name: str, exc: HttpError,
                  request: dict[str, Any]) -> Evidence:
-        """A failed call as evidence: 401 propagates (all names denied), 403 denied, else error."""
+        """A failed call as evidence (its state from the HTTP layer); a 401 propagates: every
+        name is then denied."""
         if exc.unauthorized:
             raise exc
-        if exc.forbidden:
-            return ctx.evidence(name, self.scope, state=EvidenceState.DENIED, request=request,
-                                detail=f"{exc.operation}: {exc.summary}; needs {needs}")
-        return ctx.evidence(name, self.scope, state=EvidenceState.ERROR, request=request,
-                            detail=str(exc))
+        return ctx.evidence(name, self.scope, state=exc.state, request=request, detail=exc.detail)
 
     async def _users(self, ctx: CollectContext, reader: OktaReader,
                      out: dict[str, Evidence]) -> list[dict[str, Any]]:
         request = {"operation": "GET /api/v1/users", "params": {"limit": PAGE_SIZE},
                    "note": "the default list: every status except DEPROVISIONED"}
         try:
-            listing = await reader.list("/api/v1/users", {"limit": PAGE_SIZE})
-        except OktaCallError as exc:
-            out["okta.users"] = self._failure(ctx, "okta.users", exc, NEEDS["okta.users"], request)
+            listing = await reader.list("/api/v1/users", {"limit": PAGE_SIZE}, NEEDS["okta.users"])
+        except HttpError as exc:
+            out["okta.users"] = self._failure(ctx, "okta.users", exc, request)
             return []
         out["okta.users"] = self._listing(ctx, "okta.users", listing, listing.items, request)
         return [u for u in listing.items if isinstance(u, dict) and u.get("status") == "ACTIVE"]
@@ -94,9 +96,9 @@ class OktaCollector:
     async def _org(self, ctx: CollectContext, reader: OktaReader, out: dict[str, Evidence]) -> str | None:
         request = {"operation": "GET /.well-known/okta-organization"}
         try:
-            body, _ = await reader.get("/.well-known/okta-organization")
-        except OktaCallError as exc:
-            out["okta.org"] = self._failure(ctx, "okta.org", exc, "nothing (public endpoint)", request)
+            body = await reader.get("/.well-known/okta-organization")
+        except HttpError as exc:
+            out["okta.org"] = self._failure(ctx, "okta.org", exc, request)
             return None
         out["okta.org"] = ctx.evidence("okta.org", self.scope, body, request=request)
         return body.get("pipeline") if isinstance(body, dict) else None
@@ -112,25 +114,25 @@ class OktaCollector:
             return
         gate = asyncio.Semaphore(FACTOR_CONCURRENCY)
 
-        async def one(user_id: str) -> tuple[str, Listing | OktaCallError]:
+        async def one(user_id: str) -> tuple[str, Paged | HttpError]:
             async with gate:
                 try:
-                    return user_id, await reader.list(f"/api/v1/users/{user_id}/factors")
-                except OktaCallError as exc:
+                    return user_id, await reader.list(f"/api/v1/users/{user_id}/factors",
+                                                      needs=NEEDS["okta.factors"])
+                except HttpError as exc:
                     return user_id, exc
 
         results = await asyncio.gather(*(one(str(u.get("id"))) for u in users))
         factors: dict[str, list[Any]] = {}
         problems: list[str] = []
         for user_id, result in results:
-            if isinstance(result, OktaCallError):
-                if result.unauthorized or result.forbidden:
-                    out["okta.factors"] = self._failure(ctx, "okta.factors", result,
-                                                        NEEDS["okta.factors"], request)
+            if isinstance(result, HttpError):
+                if result.state is EvidenceState.DENIED:
+                    out["okta.factors"] = self._failure(ctx, "okta.factors", result, request)
                     return
-                problems.append(f"{user_id}: {result.summary}")
+                problems.append(f"{user_id}: {result.detail}")
             elif result.broken is not None:
-                problems.append(f"{user_id}: {result.broken.summary} after {result.pages} page(s)")
+                problems.append(f"{user_id}: {result.broken.detail} after {result.pages} page(s)")
             else:
                 factors[user_id] = result.items
         state = EvidenceState.PARTIAL if problems else EvidenceState.OK
@@ -148,22 +150,23 @@ class OktaCollector:
                                      state=EvidenceState.ABSENT, request=request,
                                      detail="Classic Engine org (pipeline v1): no authentication policies")
             return
+        needs = NEEDS["okta.policies"]
         try:
-            listing = await reader.list("/api/v1/policies", {"type": policy_type})
+            listing = await reader.list("/api/v1/policies", {"type": policy_type}, needs)
             rules: dict[str, list[Any]] = {}
             for policy in listing.items:
                 policy_id = str(policy.get("id"))
-                rule_listing = await reader.list(f"/api/v1/policies/{policy_id}/rules")
+                rule_listing = await reader.list(f"/api/v1/policies/{policy_id}/rules", needs=needs)
                 if rule_listing.broken is not None:
                     listing.broken = rule_listing.broken
                 rules[policy_id] = rule_listing.items
-        except OktaCallError as exc:
-            out[name] = self._failure(ctx, name, exc, NEEDS["okta.policies"], request)
+        except HttpError as exc:
+            out[name] = self._failure(ctx, name, exc, request)
             return
         out[name] = self._listing(ctx, name, listing, {"policies": listing.items, "rules": rules},
                                   request)
 
-    def _listing(self, ctx: CollectContext, name: str, listing: Listing, payload: Any,
+    def _listing(self, ctx: CollectContext, name: str, listing: Paged, payload: Any,
                  request: dict[str, Any]) -> Evidence:
         request = {**request, "pages": listing.pages}
         if listing.broken is not None:
@@ -171,5 +174,5 @@ class OktaCollector:
                 raise listing.broken
             return ctx.evidence(name, self.scope, payload, state=EvidenceState.PARTIAL,
                                 request=request,
-                                detail=f"pagination broke after {listing.pages} page(s): {listing.broken}")
+                                detail=f"pagination broke after {listing.pages} page(s): {listing.broken.detail}")
         return ctx.evidence(name, self.scope, payload, request=request)

@@ -53,8 +53,8 @@ class Sleeps(list):
 
 
 def collect(url: str, sleeps: Sleeps | None = None, **config: Any) -> dict[str, Evidence]:
-    collector = OktaCollector(Config(org_url=url, **({"token": TOKEN} | config)))
-    collector.reader_options["sleep"] = sleeps if sleeps is not None else Sleeps()
+    collector = OktaCollector(Config(org_url=url, **({"token": TOKEN} | config)),
+                              sleep=sleeps if sleeps is not None else Sleeps())
     records = list(collector.collect(CollectContext(now=NOW)))
     assert [r.name for r in records] == list(OktaCollector.produces)
     return {r.name: r for r in records}
