@@ -59,11 +59,11 @@ def text_formatter() -> logging.Formatter:
 
 
 class _QuietCalls(logging.Filter):
-    """On a terminal, the per-call lines of calls that went well are noise (they stay in the
-    bundle's scan.log and in JSON logs)."""
+    """On a terminal, per-call lines are noise: what failed is said once per evidence record or
+    source. They stay in the bundle's scan.log and in JSON logs, and show with -v."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == CALLS and record.levelno < logging.WARNING)
+        return record.name != CALLS
 
 
 def setup(verbose: bool = False, fmt: str = "text") -> None:
@@ -100,9 +100,9 @@ def api_call(source: str, scope: str, call: str) -> Iterator[dict[str, Any]]:
 
 def log_call(source: str, scope: str, call: str, duration: float, outcome: str,
              detail: str | None = None) -> None:
+    # INFO whatever the outcome: the records a call leads to carry the warnings people read
     logger = logging.getLogger(CALLS)
-    level = logging.INFO if outcome in ("ok", "absent") else logging.WARNING
-    logger.log(level, "%s %s %s %s %.3fs%s", source, scope, call, outcome, duration,
+    logger.log(logging.INFO, "%s %s %s %s %.3fs%s", source, scope, call, outcome, duration,
                f": {detail}" if detail else "",
                extra={"source": source, "scope": scope, "call": call,
                       "duration": round(duration, 4), "outcome": outcome})

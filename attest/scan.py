@@ -204,7 +204,8 @@ def _collect_source(source: str, collector: Any, ctx: CollectContext,
                 unreachable.append(ev)
             sink(ev)
         if count and len(unreachable) == count:   # nothing answered: one line, not one per record
-            detail = unreachable[0].detail
+            detail = next((e.detail for e in unreachable if "not tried" not in e.detail),
+                          unreachable[0].detail)
             log.error("%s: unreachable: %s", source, detail)
             return {"status": "unreachable", "detail": detail}
         log.info("%s: %d evidence records (%d could not be read) in %.1f s", source, count, unknown,

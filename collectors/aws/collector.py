@@ -88,7 +88,8 @@ class AwsCollector:
         identified gets a record for every evidence name, so its controls become ``error``."""
         try:
             account.open()
-            identity = Target(account, account.home_region).call("sts", "GetCallerIdentity") or {}
+            identity = Target(account, account.home_region).call("sts", "GetCallerIdentity",
+                                                                 first_contact=True) or {}
         except (CallFailed, BotoCoreError, ClientError) as exc:
             failed = exc if isinstance(exc, CallFailed) else failure(exc, "sts:GetCallerIdentity")
             scope = f"aws:{account.label}:global"

@@ -42,6 +42,12 @@ TOKEN_KEYS = frozenset({"NextToken", "nextToken", "Marker", "NextMarker", "IsTru
 HOME_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 
 RETRIES = {"mode": "adaptive", "max_attempts": 10}
+# The first call to an account (who am I?) may find the endpoint unreachable: a few quick tries,
+# so a dead endpoint costs seconds, not the minute ten adaptive attempts take.
+FIRST_CONTACT = {"mode": "standard", "max_attempts": 3}
+CONNECT_TIMEOUT = 5
+NO_ANSWER = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
+             "ReadTimeoutError", "ProxyConnectionError", "SSLError")
 
 
 class CallFailed(Exception):
@@ -66,6 +72,8 @@ def failure(exc: Exception, action: str, what: str = "") -> CallFailed:
             return CallFailed(EvidenceState.DENIED,
                               f"{action} was denied{where}: {code}: {message}")
         return CallFailed(EvidenceState.ERROR, f"{action} failed{where}: {code}: {message}")
+    if type(exc).__name__ in NO_ANSWER:
+        return CallFailed(EvidenceState.UNREACHABLE, f"{action}: no answer{where}: {exc}")
     return CallFailed(EvidenceState.ERROR, f"{action} failed{where}: {type(exc).__name__}: {exc}")
 
 
@@ -86,15 +94,17 @@ class Clients:
         self._cache: dict[tuple[str, str], BaseClient] = {}
         self._lock = threading.Lock()
 
-    def get(self, service: str, region: str) -> BaseClient:
+    def get(self, service: str, region: str, first_contact: bool = False) -> BaseClient:
         with self._lock:  # boto3 sessions are not thread-safe; clients are
-            client = self._cache.get((service, region))
+            key = (service, region, first_contact)
+            client = self._cache.get(key)
             if client is None:
-                client = self._cache[(service, region)] = self._create(service, region)
+                client = self._cache[key] = self._create(service, region, first_contact)
             return client
 
-    def _create(self, service: str, region: str) -> BaseClient:
-        options: dict[str, Any] = {"retries": RETRIES, "connect_timeout": 10, "read_timeout": 60,
+    def _create(self, service: str, region: str, first_contact: bool = False) -> BaseClient:
+        options: dict[str, Any] = {"retries": FIRST_CONTACT if first_contact else RETRIES,
+                                   "connect_timeout": CONNECT_TIMEOUT, "read_timeout": 60,
                                    "user_agent_extra": "attest"}
         if self.endpoint_url:
             options["s3"] = {"addressing_style": "path"}
@@ -154,15 +164,16 @@ class Target:
     # IAM actions used, for the evidence request; a set, as bucket threads add to it at once
     requested: set[str] = field(default_factory=set)
 
-    def client(self, service: str, region: str | None = None) -> BaseClient:
+    def client(self, service: str, region: str | None = None, first_contact: bool = False) -> BaseClient:
         assert self.account.clients is not None
-        return self.account.clients.get(service, region or self.region)
+        return self.account.clients.get(service, region or self.region, first_contact)
 
     def call(self, service: str, operation: str, *, absent: tuple[str, ...] = (),
-             region: str | None = None, what: str = "", **params: Any) -> dict[str, Any] | None:
+             region: str | None = None, what: str = "", first_contact: bool = False,
+             **params: Any) -> dict[str, Any] | None:
         """One call; None when the error code is one of ``absent`` (the thing does not exist)."""
         action = self._note(service, operation)
-        client = self.client(service, region)
+        client = self.client(service, region, first_contact)
         with api_call("aws", self.scope(region), action) as outcome:
             try:
                 return strip(getattr(client, botocore.xform_name(operation))(**params))
@@ -272,7 +283,7 @@ def open_accounts(accounts: list[Any], endpoint_url: str | None,
 def _assumed(entry: Any, endpoint_url: str | None, factory: SessionFactory) -> boto3.Session:
     base = factory()
     sts = base.client("sts", region_name=base.region_name or "us-east-1", endpoint_url=endpoint_url,
-                      config=BotoConfig(retries=RETRIES))
+                      config=BotoConfig(retries=FIRST_CONTACT, connect_timeout=CONNECT_TIMEOUT))
     params = {"RoleArn": entry.role_arn, "RoleSessionName": entry.session_name or "attest"}
     if entry.external_id:
         params["ExternalId"] = entry.external_id
