@@ -87,3 +87,19 @@ def load_collector(name: str) -> Any:
 def load(target: str) -> Any:
     """The object a ``module:attr`` string of a Source names (demo, permissions)."""
     return _load(target)
+
+
+def markdown_table() -> str:
+    """The README's table of sources, generated from the registry (tests keep the README in step)."""
+    from controls import load_catalog
+    counts: dict[str, int] = {}
+    for control in load_catalog():
+        counts[control.source] = counts.get(control.source, 0) + 1
+    rows = ["| source | reads with | config section | without its section | controls |",
+            "|---|---|---|---|---|"]
+    for name, s in sources().items():
+        runs = ("runs" if s.enabled_without_config is True else
+                "runs only when there is no config file" if s.enabled_without_config == WITHOUT_CONFIG_FILE
+                else "skipped")
+        rows.append(f"| {s.title} | {s.reads_with} | `{name}:` | {runs} | {counts.get(name, 0)} |")
+    return "\n".join(rows)

@@ -46,3 +46,10 @@ def test_config_yaml_is_a_valid_config(monkeypatch, tmp_path) -> None:
     config = load_config(ROOT / "config.yaml")
     assert config.model.store is None and config.model.signing is None
     assert config.model.store_options.object_lock is None
+
+
+def test_readme_sources_table_is_the_registry() -> None:
+    from attest.sources import markdown_table
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- sources-table:start -->\n(.*?)\n<!-- sources-table:end -->", readme, re.S)
+    assert block and block.group(1).strip() == markdown_table(), "README sources table is stale"

@@ -28,7 +28,6 @@ from collectors.github.source import (BRANCHES, DEPENDABOT, MEMBERS_2FA, ORG, OR
                                       REPOS, SOURCE, VULN_ALERTS, Config)
 
 PER_PAGE = 100
-_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 
 # A token in a JSON body ("token": "..."), a GitHub token by its prefix, or a JWT.
