@@ -21,7 +21,6 @@ the protocol puts it.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from collectors.base import is_loopback
+from collectors.base import https_or_loopback
 
 if TYPE_CHECKING:  # only for the signature: the datadog section is read when the channel runs
     from collectors.datadog.collector import Config as DatadogConfig
@@ -54,26 +53,9 @@ PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "lo
 # -- configuration (the `alerts:` section) --------------------------------------------------------
 
 def _check_url(value: str, what: str) -> None:
-    """https, or http to a loopback address only. The message never quotes the value."""
-    parsed = urlparse(value)
-    if parsed.scheme not in ("https", "http") or not parsed.hostname:
-        raise ValueError(f"{what}: expected an https:// URL")
-    if parsed.scheme == "http" and not _loopback_host(value):
-        raise ValueError(f"{what}: http:// is only allowed for a loopback address; use https://")
-
-
-def _loopback_host(url: str) -> bool:
-    """collectors.base.is_loopback, and the host really is one (it accepts any '127.'-prefixed
-    name, e.g. '127.0.0.1.example.com', which is not loopback)."""
-    if not is_loopback(url):
-        return False
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """https, or http to a loopback address only (the one rule, collectors.base); the message
+    never quotes the value."""
+    https_or_loopback(value, what)
 
 
 class SlackAlert(BaseModel):

@@ -72,3 +72,16 @@ def is_loopback(url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def https_or_loopback(url: str, what: str = "URL") -> str:
+    """The rule for every configured vendor URL: https, or plain http to a loopback address only
+    (the local fakes). Returns the URL without a trailing slash; ValueError otherwise."""
+    value = (url or "").strip().rstrip("/")
+    from urllib.parse import urlsplit
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"expected a {what} such as https://example.com")
+    if parts.scheme == "http" and not is_loopback(value):
+        raise ValueError(f"{what} must be https:// (plain http only for 127.0.0.1/localhost)")
+    return value

@@ -34,7 +34,7 @@ from tenacity import (AsyncRetrying, RetryCallState, Retrying, retry_if_exceptio
 
 from attest.logs import log_call
 from attest.model import EvidenceState
-from collectors.base import is_loopback
+from collectors.base import https_or_loopback  # noqa: F401 (re-exported: the rule lives in base)
 
 log = logging.getLogger("attest.collect")
 
@@ -428,15 +428,3 @@ class AsyncHttp(_Base):
             out.last = response
             current = next_of(response)
         return out
-
-
-def https_or_loopback(url: str, what: str = "URL") -> str:
-    """The rule for every configured vendor URL: https, or plain http to a loopback address only
-    (the local fakes). Returns the URL without a trailing slash; ValueError otherwise."""
-    value = (url or "").strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"expected a {what} such as https://example.com")
-    if parts.scheme == "http" and not is_loopback(value):
-        raise ValueError(f"{what} must be https:// (plain http only for 127.0.0.1/localhost)")
-    return value

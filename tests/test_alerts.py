@@ -550,7 +550,7 @@ def test_a_bad_webhook_url_error_never_quotes_it() -> None:
     with pytest.raises(ValidationError) as info:
         AlertsConfig.model_validate({"slack": {"webhook_url": url}})
     assert SLACK_TOKEN not in str(info.value)
-    assert "http:// is only allowed for a loopback address" in str(info.value)
+    assert "must be https:// (plain http only for 127.0.0.1/localhost)" in str(info.value)
     config = AlertsConfig.model_validate({"slack": {"webhook_url": f"https://hooks.slack.com/x/{SLACK_TOKEN}"}})
     assert SLACK_TOKEN not in repr(config) and SLACK_TOKEN not in str(config.model_dump())
 

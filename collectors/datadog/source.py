@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from attest.sources import Source
-from collectors.base import is_loopback
+from collectors.base import https_or_loopback
 
 MONITORS = "datadog.monitors"
 DOWNTIMES = "datadog.downtimes"
@@ -37,14 +37,7 @@ class Config(BaseModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parsed = urlparse(value)
-        if parsed.scheme not in ("https", "http") or not parsed.hostname:
-            raise ValueError("expected a URL such as https://api.datadoghq.eu")
-        if parsed.scheme == "http" and not is_loopback(value):
-            raise ValueError("http:// is only allowed for a loopback address; use https://")
-        return value.rstrip("/")
+        return None if value is None else https_or_loopback(value, "host")
 
 
 def base_url(config: Config) -> str:

@@ -1,12 +1,10 @@
 """The GitHub source: its config section and what it is (no SDK imported here)."""
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from attest.sources import Source
-from collectors.base import is_loopback
+from collectors.base import https_or_loopback
 
 ORG = "github.org"
 MEMBERS_2FA = "github.members_2fa_disabled"
@@ -37,11 +35,7 @@ class Config(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _https_or_loopback(cls, value: str) -> str:
-        value = value.rstrip("/")
-        scheme = urlparse(value).scheme
-        if scheme != "https" and not (scheme == "http" and is_loopback(value)):
-            raise ValueError("base_url must be https:// (plain http only for 127.0.0.1/localhost)")
-        return value
+        return https_or_loopback(value, "base_url")
 
     @model_validator(mode="after")
     def _one_auth(self) -> "Config":

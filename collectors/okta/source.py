@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from attest.sources import Source
-from collectors.base import is_loopback
+from collectors.base import https_or_loopback
 
 DEFAULT_SCOPES = ("okta.users.read", "okta.policies.read")
 POLICY_EVIDENCE = {
@@ -34,11 +34,7 @@ class Config(BaseModel):
     @field_validator("org_url")
     @classmethod
     def _org_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be a URL such as https://acme.okta.com")
-        if parts.scheme == "http" and not is_loopback(value):
-            raise ValueError("must use https (plain http is allowed only for 127.0.0.1/localhost)")
+        parts = urlsplit(https_or_loopback(value, "org URL"))
         if parts.path.strip("/") or parts.query:
             raise ValueError("must be the org URL only, without a path (https://acme.okta.com)")
         return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,201 @@
+"""The shared HTTP layer, over real HTTP to a local server with a fault schedule."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any, Iterator
+
+import pytest
+import requests
+from werkzeug.wrappers import Request as WsgiRequest, Response as WsgiResponse
+
+from attest.demo.http import LocalServer
+from attest.model import EvidenceState
+from collectors.http import (AsyncHttp, Http, HttpError, RateHeaders, Request, Response, RetryPolicy,
+                             Unreachable, https_or_loopback)
+
+
+class Server:
+    """Answers each request with the next (status, headers, body) of ``script`` (the last one
+    repeats); records the paths it was asked."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict[str, str], Any]] = [(200, {}, {"ok": True})]
+        self.paths: list[str] = []
+        self.server = LocalServer(self.app)
+        self.url = self.server.start()
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = WsgiRequest(environ)
+        self.paths.append(request.full_path.rstrip("?"))
+        status, headers, body = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        return WsgiResponse(json.dumps(body), status, {"Content-Type": "application/json", **headers})(
+            environ, start_response)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server()
+    yield srv
+    srv.server.stop()
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def get(url: str, operation: str = "GET /x", needs: str = "", absent: tuple[int, ...] = ()) -> Request:
+    def send() -> Response:
+        try:
+            r = requests.get(url, timeout=(2, 5))
+        except requests.RequestException as exc:
+            raise Unreachable(str(exc)) from None
+        return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()},
+                        r.json() if r.content else None, r.text)
+    return Request(operation, send, needs, absent)
+
+
+def http(sleeps: Sleeps, **policy: Any) -> Http:
+    return Http("test", "test:here", sleep=sleeps, policy=RetryPolicy(**policy))
+
+
+def test_a_5xx_is_retried_with_backoff_then_succeeds(server: Server) -> None:
+    server.script = [(500, {}, {"message": "boom"}), (503, {}, {}), (200, {}, {"ok": 1})]
+    sleeps = Sleeps()
+    h = http(sleeps)
+    assert h.call(get(server.url + "/x")).body == {"ok": 1}
+    assert h.calls == 3 and len(sleeps) == 2 and all(0 <= s <= 8 for s in sleeps)
+
+
+def test_a_persistent_5xx_is_an_error_after_the_allowed_attempts(server: Server) -> None:
+    server.script = [(502, {}, {"message": "bad gateway"})]
+    sleeps = Sleeps()
+    with pytest.raises(HttpError) as failed:
+        http(sleeps, attempts=3).call(get(server.url + "/x"))
+    assert failed.value.state is EvidenceState.ERROR
+    assert failed.value.detail == "GET /x: 502 bad gateway after 3 attempts"
+    assert len(server.paths) == 3
+
+
+def test_429_waits_what_the_server_says(server: Server) -> None:
+    server.script = [(429, {"Retry-After": "7"}, {}), (200, {}, {})]
+    sleeps = Sleeps()
+    http(sleeps).call(get(server.url + "/x"))
+    assert sleeps == [7.0]
+
+
+def test_a_rate_limit_longer_than_allowed_fails_at_once_naming_the_setting(server: Server) -> None:
+    server.script = [(429, {"Retry-After": "900"}, {})]
+    sleeps = Sleeps()
+    with pytest.raises(HttpError) as failed:
+        http(sleeps, max_wait=60, max_wait_setting="vendor.max_wait").call(get(server.url + "/x"))
+    assert sleeps == [] and len(server.paths) == 1
+    assert "resets in 900s, longer than the 60s attest may wait (vendor.max_wait)" in failed.value.detail
+
+
+def test_a_403_that_is_a_rate_limit_is_waited_out_but_a_real_403_is_denied(server: Server) -> None:
+    server.script = [(403, {"x-ratelimit-remaining": "0", "Retry-After": "1"}, {"message": "API rate limit"}),
+                     (200, {}, {})]
+    sleeps = Sleeps()
+    http(sleeps).call(get(server.url + "/x"))
+    assert sleeps == [1.0]
+    server.script = [(403, {}, {"message": "Resource not accessible"})]
+    with pytest.raises(HttpError) as failed:
+        http(sleeps).call(get(server.url + "/x", needs="Administration: read"))
+    assert failed.value.state is EvidenceState.DENIED
+    assert failed.value.detail == ("GET /x: 403 Resource not accessible; the credentials need "
+                                   "Administration: read")
+    server.script = [(401, {}, {"errorCode": "E0000011", "errorSummary": "Invalid token"})]
+    with pytest.raises(HttpError) as failed:
+        http(sleeps).call(get(server.url + "/x"))
+    assert failed.value.unauthorized and "401 E0000011 Invalid token" in failed.value.detail
+
+
+def test_an_exhausted_budget_paces_the_next_call(server: Server) -> None:
+    server.script = [(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1000000000"}, {}),
+                     (200, {}, {})]
+    sleeps = Sleeps()
+    h = Http("test", "s", sleep=sleeps, clock=lambda: 1000.0, rates=RateHeaders(reset_is="seconds"))
+    server.script[0] = (200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12"}, {})
+    h.call(get(server.url + "/a"))
+    h.call(get(server.url + "/b"))
+    assert sleeps == [12.0]
+
+
+def test_no_answer_is_unreachable_and_the_source_stops_trying() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        sleeps = Sleeps()
+        h = http(sleeps, attempts=3)
+        with pytest.raises(HttpError) as first:
+            h.call(get(url + "/a", "GET /a"))
+        assert first.value.state is EvidenceState.UNREACHABLE
+        assert first.value.detail.startswith("GET /a: no answer after 3 attempts")
+        assert h.calls == 3
+        with pytest.raises(HttpError) as second:
+            h.call(get(url + "/b", "GET /b"))
+        assert second.value.state is EvidenceState.UNREACHABLE and h.calls == 3
+        assert second.value.detail.startswith("GET /b: not tried: GET /a: no answer")
+    finally:
+        sock.close()
+
+
+def test_pages_follow_link_on_the_same_host_and_a_later_failure_is_kept(server: Server) -> None:
+    base = server.url
+    server.script = [(200, {"Link": f'<{base}/x?page=2>; rel="next"'}, [1, 2]),
+                     (200, {"Link": f'<{base}/x?page=3>; rel="next", <{base}/x?page=1>; rel="first"'}, [3]),
+                     (500, {}, {})]
+    sleeps = Sleeps()
+    h = Http("test", "s", sleep=sleeps, base_url=base, policy=RetryPolicy(attempts=2))
+    paged = h.pages(get(base + "/x"), lambda r: get(h.link_next(r)) if h.link_next(r) else None,
+                    lambda r: r.body)
+    assert paged.items == [1, 2, 3] and paged.pages == 2
+    assert paged.broken is not None and paged.broken.state is EvidenceState.ERROR
+    server.script = [(200, {"Link": '<https://evil.example/x?page=2>; rel="next"'}, [1])]
+    with pytest.raises(HttpError, match="another host"):
+        h.pages(get(base + "/x"), lambda r: get(h.link_next(r)) if h.link_next(r) else None,
+                lambda r: r.body)
+
+
+def test_absent_statuses_are_facts_not_failures(server: Server) -> None:
+    server.script = [(404, {}, {"message": "Not Found"})]
+    response = http(Sleeps()).call(get(server.url + "/x", absent=(404,)))
+    assert response.status == 404
+    with pytest.raises(HttpError) as failed:
+        http(Sleeps()).call(get(server.url + "/x", needs="Metadata: read"))
+    assert failed.value.state is EvidenceState.ERROR and "not found or not visible" in failed.value.detail
+
+
+def test_the_async_layer_behaves_the_same(server: Server) -> None:
+    server.script = [(503, {}, {}), (200, {}, {"ok": True})]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def main() -> Any:
+        h = AsyncHttp("test", "s", sleep=sleep)
+        request = get(server.url + "/x")
+        sync_send = request.send
+
+        async def send() -> Response:
+            return await asyncio.to_thread(sync_send)
+        return (await h.call(Request(request.operation, send))).body, h.calls
+    body, calls = asyncio.run(main())
+    assert body == {"ok": True} and calls == 2 and len(waits) == 1
+
+
+@pytest.mark.parametrize("url,ok", [("https://api.example.com/", True), ("http://127.0.0.1:8080", True),
+                                    ("http://localhost:1", True), ("http://[::1]:9", True),
+                                    ("http://127.0.0.1.example.com", False), ("http://example.com", False),
+                                    ("ftp://example.com", False), ("example.com", False)])
+def test_https_or_loopback(url: str, ok: bool) -> None:
+    if ok:
+        assert https_or_loopback(url, "base_url") == url.rstrip("/")
+    else:
+        with pytest.raises(ValueError):
+            https_or_loopback(url, "base_url")
