@@ -2,7 +2,9 @@
 
 Status rule, for one control:
   * every declared evidence name must have at least one record, else an ``error`` finding;
-  * every record that is not known (denied, error, partial) is an ``error`` finding for its scope;
+  * every record that is not known (denied, error, partial, unreachable) is an ``error`` finding
+    for its scope, unless it lists the resources it could not read (``Evidence.unknown``): then
+    the rule judges the rest, and exactly those resources are ``error`` (never ``pass``);
   * a rule that raises is an ``error`` finding (a broken rule never passes);
   * control status: ``fail`` if any finding fails; else ``error`` if any finding errors; else
     ``excepted`` if a failure was covered by an exception; else ``pass`` if any finding passes;
@@ -34,7 +36,7 @@ def evaluate_control(control: Control, records: list[Evidence], params: dict[str
     for name in sorted(declared - {r.name for r in mine}):
         findings.append(errored(f"{control.source}", f"no evidence '{name}' was collected"))
     for r in sorted(mine, key=lambda r: (r.name, r.scope)):
-        if not r.state.known:
+        if not r.readable:
             findings.append(errored(r.scope, f"{r.name} is {r.state.value}: {r.detail}".rstrip(": ")))
     rule = load_rules().get(control.id)
     if rule is None:
@@ -46,6 +48,7 @@ def evaluate_control(control: Control, records: list[Evidence], params: dict[str
             log.exception("rule %s failed", control.id)
             findings.append(errored(control.source,
                                     f"rule could not evaluate the evidence: {type(exc).__name__}: {exc}"))
+    findings = _unknown_resources_error(findings, mine)
     applied: list[dict[str, Any]] = []
     if exceptions is not None:
         findings, applied = exceptions.apply(control.id, findings, now)
@@ -54,6 +57,20 @@ def evaluate_control(control: Control, records: list[Evidence], params: dict[str
         severity=control.severity, status=aggregate(findings), findings=findings,
         evidence=sorted({r.path for r in mine}), remediation=control.remediation,
         description=control.description, exceptions=applied)
+
+
+def _unknown_resources_error(findings: list[Finding], records: list[Evidence]) -> list[Finding]:
+    """Every resource a readable-but-partial record could not read is ``error``, whatever the
+    rule said of it; one the rule did not mention is added."""
+    unknown = {key: f"{r.name} could not be read for it: {why}"
+               for r in records if not r.state.known and r.readable
+               for key, why in r.unknown.items()}
+    if not unknown:
+        return findings
+    out = [errored(f.resource, unknown[f.resource]) if f.resource in unknown else f for f in findings]
+    said = {f.resource for f in out}
+    out.extend(errored(key, why) for key, why in sorted(unknown.items()) if key not in said)
+    return out
 
 
 def skipped_control(control: Control, reason: str) -> ControlResult:

@@ -120,6 +120,15 @@ class Evidence:
     detail: str = ""
     request: dict[str, Any] = field(default_factory=dict)
     collected_at: str = ""
+    # Resources that could not be read, by the id the rules name them with -> why. A ``partial``
+    # record with such a list is readable for everything else: the engine makes exactly those
+    # resources ``error`` (one failed read never erases the verdicts of the resources read).
+    unknown: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def readable(self) -> bool:
+        """Rules may read it: a known state, or partial with its unreadable resources listed."""
+        return self.state.known or (self.state is EvidenceState.PARTIAL and bool(self.unknown))
 
     @property
     def source(self) -> str:
@@ -135,15 +144,19 @@ class Evidence:
         return f"evidence/{safe_path_part(self.source)}/{folder}/{safe_path_part(self.name)}.json"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "scope": self.scope, "state": self.state.value,
-                "payload": self.payload, "detail": self.detail, "request": self.request,
-                "collected_at": self.collected_at}
+        out = {"name": self.name, "scope": self.scope, "state": self.state.value,
+               "payload": self.payload, "detail": self.detail, "request": self.request,
+               "collected_at": self.collected_at}
+        if self.unknown:
+            out["unknown"] = dict(self.unknown)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Evidence":
         return cls(name=data["name"], scope=data["scope"], state=EvidenceState(data["state"]),
                    payload=data.get("payload"), detail=data.get("detail", ""),
-                   request=data.get("request") or {}, collected_at=data.get("collected_at", ""))
+                   request=data.get("request") or {}, collected_at=data.get("collected_at", ""),
+                   unknown=dict(data.get("unknown") or {}))
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,23 @@ class CollectContext:
 
     def evidence(self, name: str, scope: str, payload: Any = None, *,
                  state: EvidenceState = EvidenceState.OK, detail: str = "",
-                 request: dict[str, Any] | None = None) -> Evidence:
+                 request: dict[str, Any] | None = None,
+                 unknown: dict[str, str] | None = None) -> Evidence:
         return Evidence(name=name, scope=scope, state=state, payload=payload, detail=detail,
-                        request=request or {}, collected_at=isoformat(utcnow()))
+                        request=request or {}, collected_at=isoformat(utcnow()),
+                        unknown=dict(unknown or {}))
+
+
+    def guarded(self, name: str, scope: str, read: Callable[[], Evidence],
+                request: dict[str, Any] | None = None) -> Evidence:
+        """``read()``, but an unexpected exception (a payload of an unexpected shape, a bug)
+        stays with this one evidence item as ``error``, instead of ending the whole source."""
+        try:
+            return read()
+        except Exception as exc:  # noqa: BLE001
+            self.log.warning("%s at %s: unexpected %s: %s", name, scope, type(exc).__name__, exc)
+            return self.evidence(name, scope, state=EvidenceState.ERROR, request=request,
+                                 detail=f"unexpected {type(exc).__name__} while reading: {exc}"[:400])
 
 
 class Collector(Protocol):

@@ -81,3 +81,29 @@ def test_view_hides_undeclared_and_unknown_evidence() -> None:
     assert [r.scope for r in view.get("test.toy")] == ["test:a"]
     with pytest.raises(KeyError):
         view.get("other.thing")
+
+
+def test_a_failed_read_of_some_resources_errors_exactly_those(toy_control) -> None:
+    """A partial record that lists what it could not read: the rule judges the rest; exactly the
+    listed resources are error (even where the rule would have passed them), never pass."""
+    def per_user(ev: EvidenceView, params: dict) -> list[Finding]:
+        out = []
+        for r in ev.get("test.toy"):
+            for user, on in r.payload.items():
+                out.append(Finding(user, Status.PASS if on else Status.FAIL))
+            out.append(Finding("carol", Status.PASS))   # a rule that ignores what is unknown
+        return out
+    RULES[toy_control.id] = per_user
+    record = Evidence("test.toy", "test:org", EvidenceState.PARTIAL, {"alice": True, "bob": True},
+                      detail="2 of 4 users could not be read",
+                      unknown={"carol": "GET /carol: 500 after 4 attempts", "dave": "no answer"})
+    result = evaluate_control(toy_control, [record], {}, NOW)
+    by = {f.resource: f for f in result.findings}
+    assert {k: f.status for k, f in by.items()} == {"alice": Status.PASS, "bob": Status.PASS,
+                                                    "carol": Status.ERROR, "dave": Status.ERROR}
+    assert "500 after 4 attempts" in by["carol"].detail
+    assert result.status is Status.ERROR
+    # a partial record that does not list its unknowns is not readable at all
+    blind = Evidence("test.toy", "test:org", EvidenceState.PARTIAL, {"alice": True})
+    result = evaluate_control(toy_control, [blind], {}, NOW)
+    assert [f.status for f in result.findings] == [Status.ERROR]

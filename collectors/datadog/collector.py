@@ -119,17 +119,20 @@ class DatadogCollector:
                     return None
                 return downtime_page(seen)
 
+            scope = self.http.scope
             ctx.progress("datadog: monitors")
-            yield self._paged(ctx, MONITORS, {"with_downtimes": True, "page_size": size},
-                              monitor_page(0), next_monitors)
+            yield ctx.guarded(MONITORS, scope, lambda: self._paged(
+                ctx, MONITORS, {"with_downtimes": True, "page_size": size}, monitor_page(0),
+                next_monitors))
             ctx.progress("datadog: downtimes")
-            yield self._paged(ctx, DOWNTIMES, {"current_only": False, "page[limit]": size},
-                              downtime_page(0), next_downtimes)
+            yield ctx.guarded(DOWNTIMES, scope, lambda: self._paged(
+                ctx, DOWNTIMES, {"current_only": False, "page[limit]": size}, downtime_page(0),
+                next_downtimes))
             ctx.progress("datadog: log indexes")
             indexes = LogsIndexesApi(client)
-            yield self._paged(ctx, LOG_INDEXES, {}, Request(
+            yield ctx.guarded(LOG_INDEXES, scope, lambda: self._paged(ctx, LOG_INDEXES, {}, Request(
                 "GET /api/v1/logs/config/indexes",
-                lambda: sdk_call(indexes.list_log_indexes), NEEDS[LOG_INDEXES]), lambda r: None)
+                lambda: sdk_call(indexes.list_log_indexes), NEEDS[LOG_INDEXES]), lambda r: None))
 
     def _paged(self, ctx: CollectContext, name: str, params: dict[str, Any], first: Request,
                next_of: Callable[[Response], Request | None]) -> Evidence:

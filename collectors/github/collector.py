@@ -142,36 +142,37 @@ class GithubCollector:
             return
         yield ev(ORG, org_data, request={"method": "GET", "path": f"/orgs/{org}"})
 
-        yield self._rest_list(ctx, req, MEMBERS_2FA, f"/orgs/{_segment(org)}/members",
-                              {"filter": "2fa_disabled"},
-                              "be an organization owner (filter=2fa_disabled is owner-only)")
+        guard = lambda name, read: ctx.guarded(name, self.scope, read)   # noqa: E731
+        yield guard(MEMBERS_2FA, lambda: self._rest_list(
+            ctx, req, MEMBERS_2FA, f"/orgs/{_segment(org)}/members", {"filter": "2fa_disabled"},
+            "be an organization owner (filter=2fa_disabled is owner-only)"))
 
         ctx.progress("github: repositories")
-        repos = self._rest_list(ctx, req, REPOS, f"/orgs/{_segment(org)}/repos",
-                                {"type": "all"}, "list repositories (Metadata: read / repo)",
-                                shape=self._repos_payload)
+        repos = guard(REPOS, lambda: self._rest_list(
+            ctx, req, REPOS, f"/orgs/{_segment(org)}/repos", {"type": "all"},
+            "list repositories (Metadata: read / repo)", shape=self._repos_payload))
         yield repos
 
         ctx.progress("github: branch protection and rulesets")
         gql = Graphql(lambda text, variables, needs: self.http.call(self._request(
             req, "POST", req.graphql_url, needs, input={"query": text, "variables": variables})))
-        yield self._graphql(ctx, BRANCHES, "organization.repositories",
-                            "read repositories and branch protection (Administration: read, "
-                            "Metadata: read / repo)",
-                            lambda: repositories(gql, org, self.config.include_archived))
-        yield self._graphql(ctx, ORG_RULESETS, "organization.rulesets",
-                            "read organization rulesets (organization Administration: read / "
-                            "admin:org read, org owner)",
-                            lambda: org_rulesets(gql, org))
+        yield guard(BRANCHES, lambda: self._graphql(
+            ctx, BRANCHES, "organization.repositories",
+            "read repositories and branch protection (Administration: read, Metadata: read / repo)",
+            lambda: repositories(gql, org, self.config.include_archived)))
+        yield guard(ORG_RULESETS, lambda: self._graphql(
+            ctx, ORG_RULESETS, "organization.rulesets",
+            "read organization rulesets (organization Administration: read / admin:org read, "
+            "org owner)", lambda: org_rulesets(gql, org)))
 
         ctx.progress("github: Dependabot")
-        yield self._vulnerability_alerts(ctx, req, repos)
+        yield guard(VULN_ALERTS, lambda: self._vulnerability_alerts(ctx, req, repos))
         archived = set(repos.payload["archived_skipped"]) if repos.state.known else set()
-        yield self._rest_list(ctx, req, DEPENDABOT, f"/orgs/{_segment(org)}/dependabot/alerts",
-                              {"state": "open"},
-                              "read Dependabot alerts (Dependabot alerts: read / security_events; "
-                              "org owner or security manager)",
-                              shape=lambda alerts: [a for a in alerts if _repo_of(a) not in archived])
+        yield guard(DEPENDABOT, lambda: self._rest_list(
+            ctx, req, DEPENDABOT, f"/orgs/{_segment(org)}/dependabot/alerts", {"state": "open"},
+            "read Dependabot alerts (Dependabot alerts: read / security_events; org owner or "
+            "security manager)",
+            shape=lambda alerts: [a for a in alerts if _repo_of(a) not in archived]))
 
         ctx.progress("github: merged pull requests")
         until = ctx.now
@@ -181,11 +182,11 @@ class GithubCollector:
         last_ok = ctx.last_collected(PULLS, self.scope)
         if last_ok is not None and last_ok > since:
             since = last_ok
-        yield self._graphql(ctx, PULLS, "search(is:pr is:merged)",
+        yield guard(PULLS, lambda: self._graphql(ctx, PULLS, "search(is:pr is:merged)",
                             "read pull requests and reviews (Pull requests: read / repo)",
                             lambda: {"since": isoformat(since), "until": isoformat(until),
                                      "pulls": merged_pulls(gql, org, since, until,
-                                                           self.config.include_archived)})
+                                                           self.config.include_archived)}))
 
     def _record(self, ctx: CollectContext) -> Callable[..., Evidence]:
         def make(name: str, payload: Any, state: EvidenceState = EvidenceState.OK,

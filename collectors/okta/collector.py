@@ -51,16 +51,29 @@ class OktaCollector:
             http = AsyncHttp(self.source, self.scope, policy=self.policy, rates=RATES,
                              base_url=self.config.org_url, **self.timing)
             reader = OktaReader(client, self.config.org_url, http)
+            async def step(names: tuple[str, ...], work: Any, default: Any = None) -> Any:
+                """One read; an unexpected exception stays with the evidence it was for."""
+                try:
+                    return await work
+                except HttpError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    ctx.log.warning("okta %s: unexpected %s: %s", names[0], type(exc).__name__, exc)
+                    for name in names:
+                        out.setdefault(name, ctx.evidence(
+                            name, self.scope, state=EvidenceState.ERROR,
+                            detail=f"unexpected {type(exc).__name__} while reading: {exc}"[:400]))
+                    return default
             try:
                 ctx.progress("okta: users")
-                users = await self._users(ctx, reader, out)
+                users = await step(("okta.users", "okta.factors"), self._users(ctx, reader, out), [])
                 ctx.progress("okta: org")
-                pipeline = await self._org(ctx, reader, out)
+                pipeline = await step(("okta.org",), self._org(ctx, reader, out))
                 ctx.progress("okta: factors")
-                await self._factors(ctx, reader, out, users)
+                await step(("okta.factors",), self._factors(ctx, reader, out, users))
                 ctx.progress("okta: policies")
                 for name, policy_type in POLICY_EVIDENCE.items():
-                    await self._policies(ctx, reader, out, name, policy_type, pipeline)
+                    await step((name,), self._policies(ctx, reader, out, name, policy_type, pipeline))
             except HttpError as exc:
                 if not exc.unauthorized:
                     raise
@@ -123,22 +136,27 @@ class OktaCollector:
                     return user_id, exc
 
         results = await asyncio.gather(*(one(str(u.get("id"))) for u in users))
+        logins = {str(u.get("id")): str((u.get("profile") or {}).get("login") or u.get("id"))
+                  for u in users}
         factors: dict[str, list[Any]] = {}
-        problems: list[str] = []
+        unknown: dict[str, str] = {}   # login -> why: only these users' verdicts are lost
         for user_id, result in results:
             if isinstance(result, HttpError):
                 if result.state is EvidenceState.DENIED:
                     out["okta.factors"] = self._failure(ctx, "okta.factors", result, request)
                     return
-                problems.append(f"{user_id}: {result.detail}")
+                unknown[logins[user_id]] = result.detail
             elif result.broken is not None:
-                problems.append(f"{user_id}: {result.broken.detail} after {result.pages} page(s)")
+                unknown[logins[user_id]] = f"{result.broken.detail} after {result.pages} page(s)"
             else:
                 factors[user_id] = result.items
-        state = EvidenceState.PARTIAL if problems else EvidenceState.OK
-        detail = ("factors could not be read for " + "; ".join(problems[:20])) if problems else ""
-        out["okta.factors"] = ctx.evidence("okta.factors", self.scope, factors, state=state,
-                                           detail=detail, request=request)
+        if unknown:
+            out["okta.factors"] = ctx.evidence(
+                "okta.factors", self.scope, factors, state=EvidenceState.PARTIAL, request=request,
+                detail=f"the factors of {len(unknown)} of {len(users)} users could not be read",
+                unknown=unknown)
+        else:
+            out["okta.factors"] = ctx.evidence("okta.factors", self.scope, factors, request=request)
 
     async def _policies(self, ctx: CollectContext, reader: OktaReader, out: dict[str, Evidence],
                         name: str, policy_type: str, pipeline: str | None) -> None:

@@ -9,8 +9,10 @@ A rule is a plain function registered for one control id::
             yield passed(arn) / failed(arn, "why")
 
 Rules never call an API (they cannot import one: see tests/test_architecture.py). They see only
-the evidence names their catalog entry declares, and only records whose state is known
-(``ok`` or ``absent``); the engine turns every unknown record into an ``error`` finding itself.
+the evidence names their catalog entry declares, and only readable records: state ``ok`` or
+``absent``, or ``partial`` with the resources it could not read listed (``Evidence.unknown``;
+the engine makes exactly those resources ``error``). The engine turns every other unknown
+record into an ``error`` finding itself.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class EvidenceView:
 
     def __init__(self, records: Iterable[Evidence], names: Iterable[str], now: datetime) -> None:
         self._names = frozenset(names)
-        self._records = [r for r in records if r.name in self._names and r.state.known]
+        self._records = [r for r in records if r.name in self._names and r.readable]
         self._records.sort(key=lambda r: (r.name, r.scope))
         self.now = now
 
@@ -73,7 +75,7 @@ class EvidenceView:
         return None
 
     def payload(self, name: str, scope: str, default: Any = None) -> Any:
-        """The payload of (name, scope); ``default`` when absent, missing or unknown."""
+        """The payload of (name, scope); ``default`` when absent, missing or unreadable."""
         r = self.one(name, scope)
         if r is None or r.state is EvidenceState.ABSENT:
             return default
