@@ -9,51 +9,54 @@ import argparse
 import json
 from typing import Any
 
+from attest.model import isoformat
+from attest.results import FindingRecord, Results
 from attest.store import read_results
 
 BAD = ("fail", "error")
 
 
-def _findings(results: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def _findings(results: Results) -> dict[tuple[str, str], FindingRecord]:
     """(control id, resource) -> the finding (the worst one if a resource appears twice)."""
     rank = {"fail": 0, "error": 1}
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for c in results.get("controls", []):
-        for f in c.get("findings", []):
-            key = (c["id"], f["resource"])
-            if key not in out or rank.get(f["status"], 9) < rank.get(out[key]["status"], 9):
+    out: dict[tuple[str, str], FindingRecord] = {}
+    for c in results.controls:
+        for f in c.findings:
+            key = (c.id, f.resource)
+            if key not in out or rank.get(f.status, 9) < rank.get(out[key].status, 9):
                 out[key] = f
     return out
 
 
-def _scan_ref(results: dict[str, Any]) -> dict[str, Any]:
-    scan = results.get("scan", {})
-    return {"bundle": scan.get("bundle"), "started_at": scan.get("started_at"),
-            "readiness": results.get("summary", {}).get("readiness")}
+def _scan_ref(results: Results) -> dict[str, Any]:
+    scan = results.scan
+    return {"bundle": scan.bundle, "started_at": isoformat(scan.started_at),
+            "readiness": results.summary.readiness}
 
 
-def diff_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def diff_results(old: Results, new: Results) -> dict[str, Any]:
     """The changes from ``old`` to ``new`` (two results.json documents).
 
     ``started_failing``/``stopped_failing`` are about findings with status ``fail``;
     ``started_erroring``/``stopped_erroring`` about ``error`` (evidence that could not be judged).
     Each entry: control, resource, old and new finding status (None: not reported), new detail.
     """
-    old_c = {c["id"]: c for c in old.get("controls", [])}
-    new_c = {c["id"]: c for c in new.get("controls", [])}
+    old_c = {c.id: c for c in old.controls}
+    new_c = {c.id: c for c in new.controls}
     status_changes = [
-        {"id": cid, "title": new_c[cid].get("title", ""), "old": old_c[cid]["status"],
-         "new": new_c[cid]["status"]}
+        {"id": cid, "title": new_c[cid].title, "old": old_c[cid].status.value,
+         "new": new_c[cid].status.value}
         for cid in sorted(old_c.keys() & new_c.keys())
-        if old_c[cid]["status"] != new_c[cid]["status"]]
+        if old_c[cid].status != new_c[cid].status]
     of, nf = _findings(old), _findings(new)
     changes: dict[str, list[dict[str, Any]]] = {
         "started_failing": [], "stopped_failing": [], "started_erroring": [], "stopped_erroring": []}
     for key in sorted(of.keys() | nf.keys()):
         o, n = of.get(key), nf.get(key)
-        s0, s1 = (o or {}).get("status"), (n or {}).get("status")
+        s0 = o.status.value if o is not None else None
+        s1 = n.status.value if n is not None else None
         entry = {"control": key[0], "resource": key[1], "old": s0, "new": s1,
-                 "detail": (n or o or {}).get("detail", "")}
+                 "detail": (n or o).detail if (n or o) is not None else ""}
         for kind, started, stopped in (("fail", "started_failing", "stopped_failing"),
                                        ("error", "started_erroring", "stopped_erroring")):
             if s1 == kind and s0 != kind:
@@ -67,7 +70,7 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             continue
         item = seen.setdefault(resource, {"resource": resource, "controls": [], "failing": []})
         item["controls"].append(cid)
-        if f["status"] in BAD:
+        if f.status in BAD:
             item["failing"].append(cid)
     return {
         "old": _scan_ref(old), "new": _scan_ref(new),

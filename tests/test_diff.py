@@ -11,6 +11,7 @@ import pytest
 
 from attest.cli import main
 from attest.errors import UsageError
+from attest.results import Results, Summary
 from reports.diff import cmd_diff, diff_results, is_empty
 
 
@@ -19,9 +20,12 @@ def ctl(cid: str, status: str, *findings: tuple[str, str]) -> dict[str, Any]:
             "findings": [{"resource": r, "status": s, "detail": f"{r} is {s}"} for r, s in findings]}
 
 
-def res(bundle: str, readiness: float | None, *controls: dict[str, Any]) -> dict[str, Any]:
-    return {"scan": {"bundle": bundle, "started_at": "2025-03-01T00:00:00Z"},
-            "summary": {"readiness": readiness}, "controls": list(controls)}
+def res(bundle: str, readiness: float | None, *controls: dict[str, Any]) -> Results:
+    """Results with these controls (``readiness`` as given, whatever the counts say)."""
+    r = Results.model_validate({"scan": {"bundle": bundle, "started_at": "2025-03-01T00:00:00Z"},
+                                "controls": list(controls)})
+    return r.model_copy(update={"summary": Summary(counts=r.summary.counts, readiness=readiness,
+                                                   total=r.summary.total)})
 
 
 OLD = res("20250301T000000Z", 50.0,
@@ -78,10 +82,10 @@ def test_identical_results_have_no_changes() -> None:
     assert not is_empty(diff_results(OLD, NEW))
 
 
-def write(tmp: Path, data: dict[str, Any]) -> Path:
-    bundle = tmp / data["scan"]["bundle"]
+def write(tmp: Path, data: Results) -> Path:
+    bundle = tmp / data.scan.bundle
     bundle.mkdir()
-    (bundle / "results.json").write_text(json.dumps(data), encoding="utf-8")
+    (bundle / "results.json").write_bytes(data.to_bytes())
     return bundle
 
 
@@ -134,6 +138,6 @@ def test_history_lists_every_scan(demo_scan, tmp_path, capsys) -> None:
     import json
     rows = json.loads(capsys.readouterr().out)
     assert [r["bundle"] for r in rows] == [first.bundle.name, second.bundle.name]
-    assert rows[0]["readiness"] == first.results["summary"]["readiness"]
-    assert rows[1]["counts"] == second.results["summary"]["counts"]
+    assert rows[0]["readiness"] == first.results.summary.readiness
+    assert rows[1]["counts"] == second.results.to_json()["summary"]["counts"]
     assert main(["history", "--dir", str(tmp_path / "empty")]) == 2
