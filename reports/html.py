@@ -150,8 +150,15 @@ def _sources(results: Results) -> list[dict[str, Any]]:
     return out
 
 
+GONE_WHY = {"disappeared": "no longer present",
+            "left_window": "left the look-back window",
+            "not_judged": "not judged in this scan (evidence incomplete or not collected)"}
+
+
 def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The diff as the report shows it: new problems, fixed ones, new resources, status changes."""
+    """The diff as the report shows it: new problems, fixed ones (the same resource, now passing
+    or excepted), failing resources no longer reported (and why), new resources, status changes,
+    and what moved readiness."""
     if diff is None:
         return None
     old_r, new_r = diff["old"]["readiness"], diff["new"]["readiness"]
@@ -159,7 +166,8 @@ def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
         **diff,
         "problems": sorted(diff["started_failing"] + diff["started_erroring"],
                            key=lambda e: (e["new"] != "fail", e["control"], e["resource"])),
-        "fixed": [e for e in diff["stopped_failing"] + diff["stopped_erroring"] if e["new"] not in BAD],
+        "fixed": diff["fixed"],
+        "gone": [{**e, "why": why} for key, why in GONE_WHY.items() for e in diff[key]],
         "delta": round(new_r - old_r, 1) if old_r is not None and new_r is not None else None,
         "empty": is_empty(diff),
         "new_resources": sorted(diff["new_resources"], key=lambda n: (not n["failing"], n["resource"])),

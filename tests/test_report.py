@@ -186,11 +186,15 @@ def test_changes_since_previous_scan(tmp_path: Path) -> None:
     assert d["old"]["bundle"] == "20250301T090000Z"
     assert [(e["resource"], e["new"]) for e in d["problems"]] == [
         (f"arn:aws:s3:::{EVIL}", "fail"), ("aws:1:eu-west-1", "error")]
-    assert [(e["resource"], e["new"]) for e in d["fixed"]] == [("arn:aws:s3:::fixed-bucket", None)]
+    # a failing bucket the new scan does not report is gone, not fixed
+    assert d["fixed"] == []
+    assert [(e["resource"], e["why"]) for e in d["gone"]] == [("arn:aws:s3:::fixed-bucket",
+                                                               "no longer present")]
     html = render_report(R(sample()), [prev])
     section = re.search(r'<section class="card" id="changes">(.*?)</section>', html, re.S).group(1)
     assert "20250301T090000Z" in section
-    assert "fixed-bucket" in section and "no longer reported" in section
+    gone = re.search(r'<table class="compact" id="gone">(.*?)</table>', section, re.S).group(1)
+    assert "fixed-bucket" in gone and "no longer present" in gone
     assert "&lt;script&gt;" in section and EVIL not in section
     assert "aws.guardduty.enabled" in section         # status change pass -> error
 
@@ -323,3 +327,29 @@ def test_unchanged_scan_says_no_changes(tmp_path: Path) -> None:
     prev = write_bundle(tmp_path, {**sample(), "scan": {**sample()["scan"], "bundle": "20250301T090000Z"}})
     html = render_report(R(sample()), [prev])
     assert "No changes: every control and every resource has the same status" in html
+
+
+def test_changes_panel_tells_fixed_from_gone_and_explains_readiness(tmp_path: Path) -> None:
+    pr = "github.changes_reviewed"
+    old = results([
+        control("aws.s3.public_access_block", "fail", ["CC6.1"],
+                [finding("arn:aws:s3:::now-private", "fail", "public")]),
+        control(pr, "fail", ["CC8.1"], [finding("acme/ui#7", "fail", "merged without review")]),
+        control("aws.iam.root_mfa", "pass", ["CC6.1"], [finding("root", "pass")]),
+    ], bundle="20250301T090000Z")
+    new = results([
+        control("aws.s3.public_access_block", "pass", ["CC6.1"],
+                [finding("arn:aws:s3:::now-private", "pass")]),
+        control(pr, "not_applicable", ["CC8.1"]),
+        control("aws.iam.root_mfa", "pass", ["CC6.1"], [finding("root", "pass")]),
+    ])
+    html = render_report(R(new), [write_bundle(tmp_path, old)])
+    section = re.search(r'<section class="card" id="changes">(.*?)</section>', html, re.S).group(1)
+    fixed = re.search(r"<h3>Fixed</h3>(.*?)</table>", section, re.S).group(1)
+    assert "now-private" in fixed and "acme/ui#7" not in fixed
+    gone = re.search(r'<table class="compact" id="gone">(.*?)</table>', section, re.S).group(1)
+    assert "acme/ui#7" in gone and "left the look-back window" in gone
+    explained = re.search(r'<p class="muted" id="readiness-explained">(.*?)</p>', section).group(1)
+    assert explained == ("readiness 33.3% → 100.0%: github.changes_reviewed became not_applicable "
+                         "(nothing to judge in its look-back window), which removes it from the "
+                         "denominator; and 1 control changed verdict (see the status changes)")
