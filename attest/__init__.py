@@ -21,7 +21,8 @@ __all__ = [
 _LAZY = {
     "ControlResult": "attest.model", "Evidence": "attest.model", "EvidenceState": "attest.model",
     "Finding": "attest.model", "Results": "attest.results", "Status": "attest.model",
-    "evaluate": "attest.engine", "load_config": "attest.config", "run_scan": "attest.scan", "verify": "attest.manifest",
+    "evaluate": "attest.engine", "load_config": "attest.config", "run_scan": "attest.scan",
+    "verify": "attest.manifest",
 }
 
 

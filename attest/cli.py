@@ -380,8 +380,8 @@ def _evaluate(args: argparse.Namespace, bundle: Path, out: Path | None) -> int:
                if v.status == "skipped"}
     now = stored.scan.started_at
     results = evaluate(load_catalog(), load_evidence(bundle), params, now, skipped, exceptions)
-    fresh = build_results(results, stored.scan.model_copy(update={"re_evaluated_from": bundle.name}),
-                          exceptions.to_json(now) if exceptions is not None else None)
+    scan = stored.scan.model_copy(update={"re_evaluated_from": bundle.name})
+    fresh = build_results(results, scan, exceptions.to_json(now) if exceptions is not None else None)
     before = stored.statuses()
     changed = [(c.id, before.get(c.id), c.status) for c in fresh.controls
                if before.get(c.id) != c.status]
