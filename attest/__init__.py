@@ -5,6 +5,7 @@ The public API (everything else may change between versions)::
     from attest import load_config, run_scan, verify, evaluate
     outcome = run_scan(load_config("config.yaml"))
     bundles, problems = verify(outcome.bundle.parent)
+    results = Results.load(outcome.bundle)       # results.json, typed (attest/results.py)
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "ControlResult", "Evidence", "EvidenceState", "Finding", "Status", "__version__", "evaluate",
-    "load_config", "run_scan", "verify",
+    "ControlResult", "Evidence", "EvidenceState", "Finding", "Results", "Status", "__version__",
+    "evaluate", "load_config", "run_scan", "verify",
 ]
 
 _LAZY = {
     "ControlResult": "attest.model", "Evidence": "attest.model", "EvidenceState": "attest.model",
-    "Finding": "attest.model", "Status": "attest.model", "evaluate": "attest.engine",
-    "load_config": "attest.config", "run_scan": "attest.scan", "verify": "attest.manifest",
+    "Finding": "attest.model", "Results": "attest.results", "Status": "attest.model",
+    "evaluate": "attest.engine", "load_config": "attest.config", "run_scan": "attest.scan",
+    "verify": "attest.manifest",
 }
 
 

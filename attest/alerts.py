@@ -29,9 +29,11 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from attest.model import isoformat
 from collectors.base import https_or_loopback
 
 if TYPE_CHECKING:  # only for the signature: the datadog section is read when the channel runs
+    from attest.results import ControlRecord, Results
     from collectors.datadog.collector import Config as DatadogConfig
 
 _default_log = logging.getLogger("attest.alerts")
@@ -121,40 +123,41 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _controls(results: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return list((results or {}).get("controls") or [])
+def _controls(results: Results | None) -> list[ControlRecord]:
+    return list(results.controls) if results is not None else []
 
 
-def _reason(control: dict[str, Any]) -> str:
-    for finding in control.get("findings") or []:
-        if finding.get("status") in REGRESSED:
-            resource, detail = finding.get("resource", ""), finding.get("detail", "")
+def _reason(control: ControlRecord) -> str:
+    for finding in control.findings:
+        if finding.status in REGRESSED:
+            resource, detail = finding.resource, finding.detail
             return _truncate(f"{resource}: {detail}" if detail else resource, REASON_CHARS)
     return ""
 
 
-def _changes(previous: dict[str, Any] | None, current: dict[str, Any], was: tuple[str, ...],
-             now: tuple[str, ...], explained_by: Callable[[dict, dict], dict]) -> list[Change]:
+def _changes(previous: Results | None, current: Results, was: tuple[str, ...],
+             now: tuple[str, ...],
+             explained_by: Callable[[ControlRecord, ControlRecord], ControlRecord]) -> list[Change]:
     if previous is None:
         return []
-    before = {c["id"]: c for c in _controls(previous)}
+    before = {c.id: c for c in _controls(previous)}
     out = []
     for control in _controls(current):
-        old = before.get(control["id"])
-        if old is not None and old.get("status") in was and control.get("status") in now:
-            out.append(Change(id=control["id"], title=control.get("title", ""),
-                              severity=control.get("severity", ""), before=old["status"],
-                              after=control["status"], reason=_reason(explained_by(old, control))))
+        old = before.get(control.id)
+        if old is not None and old.status in was and control.status in now:
+            out.append(Change(id=control.id, title=control.title, severity=control.severity,
+                              before=old.status.value, after=control.status.value,
+                              reason=_reason(explained_by(old, control))))
     return out
 
 
-def regressions(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[Change]:
+def regressions(previous: Results | None, current: Results) -> list[Change]:
     """Controls that were ``pass`` in ``previous`` and are ``fail`` or ``error`` in ``current``
     (none when there is no previous scan). The reason is this scan's first failing finding."""
     return _changes(previous, current, ("pass",), REGRESSED, lambda old, new: new)
 
 
-def recoveries(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[Change]:
+def recoveries(previous: Results | None, current: Results) -> list[Change]:
     """Controls that were ``fail`` or ``error`` in ``previous`` and are ``pass``, ``excepted`` or
     ``not_applicable`` now (``skipped`` is not a recovery: nothing was judged). The reason is
     what the previous scan found wrong."""
@@ -166,7 +169,7 @@ def recoveries(previous: dict[str, Any] | None, current: dict[str, Any]) -> list
 @dataclass
 class _News:
     store: str
-    current: dict[str, Any] | None
+    current: Results | None
     scan_failure: str | None
     regressed: list[Change]
     recovered: list[Change]
@@ -174,12 +177,8 @@ class _News:
     failing: dict[str, int] = field(default_factory=dict)   # control id -> failing findings
 
     @property
-    def scan(self) -> dict[str, Any]:
-        return (self.current or {}).get("scan") or {}
-
-    @property
     def bundle(self) -> str:
-        return str(self.scan.get("bundle") or "")
+        return str(self.current.scan.bundle or "") if self.current is not None else ""
 
     @property
     def alarming(self) -> bool:
@@ -371,8 +370,9 @@ def _pd_events(channel: PagerDutyAlert, news: _News) -> list[dict[str, Any]]:
     extra: dict[str, Any] = {"client": "attest"}
     if news.link:
         extra.update(client_url=news.link, links=[{"href": news.link, "text": "attest report"}])
-    timestamp = news.scan.get("finished_at")
-    controls = {c["id"]: c for c in _controls(news.current)}
+    scan = news.current.scan if news.current is not None else None
+    timestamp = isoformat(scan.finished_at) if scan is not None and scan.finished_at else None
+    controls = {c.id: c for c in _controls(news.current)}
     events: list[dict[str, Any]] = []
     if news.scan_failure:
         events.append({"routing_key": key, "event_action": "trigger",
@@ -385,19 +385,19 @@ def _pd_events(channel: PagerDutyAlert, news: _News) -> list[dict[str, Any]]:
                                                       "reason": news.scan_failure}},
                        **extra})
     for c in news.regressed:
-        control = controls.get(c.id, {})
+        control = controls.get(c.id)
         payload: dict[str, Any] = {
             "summary": _truncate(f"attest: {c.id} {c.before} -> {c.after} in {news.store}: "
                                  f"{c.title}", 1024),
             "source": source, "severity": PD_SEVERITY.get(c.severity, "error"),
-            "component": c.id, "group": control.get("source") or c.id.split(".")[0],
+            "component": c.id, "group": (control.source if control else "") or c.id.split(".")[0],
             "class": "SOC 2 control regression",
             "custom_details": {"control": c.id, "title": c.title, "severity": c.severity,
                                "before": c.before, "after": c.after, "reason": c.reason,
                                "failing_findings": news.failing.get(c.id, 0),
-                               "criteria": list(control.get("criteria") or []),
+                               "criteria": list(control.criteria) if control else [],
                                "store": news.store, "bundle": news.bundle,
-                               "scan_id": news.scan.get("id", "")}}
+                               "scan_id": scan.id if scan is not None else ""}}
         if timestamp:
             payload["timestamp"] = timestamp
         events.append({"routing_key": key, "event_action": "trigger",
@@ -453,9 +453,9 @@ def _dd_event(news: _News) -> dict[str, Any]:
         lines.append("Passing again: " + ", ".join(f"{c.id} ({c.before} → {c.after})"
                                                     for c in news.recovered))
     if news.current is not None:
-        summary = news.current.get("summary") or {}
-        counts = ", ".join(f"{n} {s}" for s, n in (summary.get("counts") or {}).items() if n)
-        readiness = summary.get("readiness")
+        summary = news.current.summary
+        counts = ", ".join(f"{n} {s.value}" for s, n in summary.counts.items() if n)
+        readiness = summary.readiness
         lines.append(f"Controls: {counts or 'none'}"
                      + (f"; readiness {readiness}%" if readiness is not None else ""))
     lines.append(f"Store: {store}" + (f"; bundle: {news.bundle}" if news.bundle else ""))
@@ -470,8 +470,10 @@ def _dd_event(news: _News) -> dict[str, Any]:
 
 
 def _dd_series(news: _News, now: int) -> list[dict[str, Any]]:
-    results = news.current or {}
-    summary = results.get("summary") or {}
+    results = news.current
+    if results is None:
+        return []
+    summary = results.summary
     store_tags = ["source:attest", f"store:{news.store}"]
 
     def gauge(metric: str, value: float, tags: list[str], unit: str | None = None) -> dict[str, Any]:
@@ -481,12 +483,11 @@ def _dd_series(news: _News, now: int) -> list[dict[str, Any]]:
             series["unit"] = unit
         return series
 
-    out = [gauge("attest.controls", n, [f"status:{s}"])
-           for s, n in (summary.get("counts") or {}).items()]
-    out += [gauge("attest.control.status", 1 if c.get("status") in OK_STATUSES else 0,
-                  [f"control:{c['id']}", f"status:{c.get('status')}"]) for c in _controls(results)]
-    if summary.get("readiness") is not None:
-        out.append(gauge("attest.readiness", summary["readiness"], [], "percent"))
+    out = [gauge("attest.controls", n, [f"status:{s.value}"]) for s, n in summary.counts.items()]
+    out += [gauge("attest.control.status", 1 if c.status in OK_STATUSES else 0,
+                  [f"control:{c.id}", f"status:{c.status.value}"]) for c in results.controls]
+    if summary.readiness is not None:
+        out.append(gauge("attest.readiness", summary.readiness, [], "percent"))
     return out
 
 
@@ -586,8 +587,8 @@ SENDERS: dict[str, Callable[[Any, _News, Any], str]] = {
     "slack": _send_slack, "pagerduty": _send_pagerduty, "datadog": _send_datadog}
 
 
-def send_alerts(config: AlertsConfig | None, *, current: dict[str, Any] | None,
-                previous: dict[str, Any] | None, store: str,
+def send_alerts(config: AlertsConfig | None, *, current: Results | None,
+                previous: Results | None, store: str,
                 datadog: "DatadogConfig | None" = None, scan_failure: str | None = None,
                 report_url: str | None = None,
                 log: logging.Logger | None = None) -> dict[str, str]:
@@ -611,8 +612,7 @@ def send_alerts(config: AlertsConfig | None, *, current: dict[str, Any] | None,
             scan_failure = "the scan produced no results"
         regressed = regressions(previous, current) if current is not None else []
         recovered = recoveries(previous, current) if current is not None else []
-        failing = {c["id"]: sum(f.get("status") in REGRESSED for f in c.get("findings") or [])
-                   for c in _controls(current)}
+        failing = {c.id: len(c.failing()) for c in _controls(current)}
         news = _News(store=store, current=current, scan_failure=scan_failure, regressed=regressed,
                      recovered=recovered, report_url=report_url, failing=failing)
     except Exception as exc:  # results of an unexpected shape: say so on every channel's line

@@ -11,11 +11,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from attest import __version__
 from attest.errors import AttestError, UsageError
 from attest.sources import source_names
+
+if TYPE_CHECKING:
+    from attest.results import Results
 
 log = logging.getLogger("attest")
 
@@ -219,9 +222,9 @@ def _load_exceptions(config: Any) -> Any:
     return load_exceptions(config)
 
 
-def _print_results(results: dict[str, Any], fmt: str) -> None:
+def _print_results(results: "Results", fmt: str) -> None:
     if fmt == "json":
-        sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(results.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
     if fmt in ("csv", "junit"):
         from reports import formats
@@ -229,18 +232,18 @@ def _print_results(results: dict[str, Any], fmt: str) -> None:
         return
     from rich.console import Console
     from rich.table import Table
-    table = Table(title=f"attest scan {results['scan']['bundle']}  readiness "
-                        f"{results['summary']['readiness']}%")
+    table = Table(title=f"attest scan {results.scan.bundle}  readiness "
+                        f"{results.summary.readiness}%")
     for col in ("control", "criteria", "status", "failing / errors"):
         table.add_column(col)
     colors = {"pass": "green", "fail": "red", "error": "yellow", "excepted": "cyan"}
-    for c in results["controls"]:
-        bad = sum(1 for f in c["findings"] if f["status"] in ("fail", "error"))
-        st = c["status"]
-        table.add_row(c["id"], ", ".join(c["criteria"]),
+    for c in results.controls:
+        bad = len(c.failing())
+        st = c.status.value
+        table.add_row(c.id, ", ".join(c.criteria),
                       f"[{colors.get(st, 'dim')}]{st}[/]", str(bad) if bad else "")
     Console(soft_wrap=True, width=max(100, Console().width)).print(table)
-    print(" ".join(f"{k}={v}" for k, v in results["summary"]["counts"].items() if v))
+    print(" ".join(f"{k.value}={v}" for k, v in results.summary.counts.items() if v))
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
@@ -356,8 +359,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, bundle: Path, out: Path | None) -> int:
     from attest.engine import evaluate
     from attest.manifest import verify_bundle
-    from attest.model import parse_time
-    from attest.scan import exit_code_for, summarize
+    from attest.results import build_results
+    from attest.scan import exit_code_for
     from attest.store import is_bundle, load_evidence, read_results
     from controls import load_catalog
     if not is_bundle(bundle):
@@ -372,19 +375,16 @@ def _evaluate(args: argparse.Namespace, bundle: Path, out: Path | None) -> int:
         params, exceptions = config.model.controls, _load_exceptions(config)
     else:
         from attest.exceptions import ExceptionSet
-        params, exceptions = stored["scan"].get("params", {}), ExceptionSet.from_results(stored)
-    skipped = {s: v.get("detail", "skipped") for s, v in stored["scan"].get("sources", {}).items()
-               if v.get("status") == "skipped"}
-    now = parse_time(stored["scan"]["started_at"])
+        params, exceptions = stored.scan.params, ExceptionSet.from_results(stored)
+    skipped = {s: v.detail or "skipped" for s, v in stored.scan.sources.items()
+               if v.status == "skipped"}
+    now = stored.scan.started_at
     results = evaluate(load_catalog(), load_evidence(bundle), params, now, skipped, exceptions)
-    controls = [r.to_json() for r in results]
-    fresh = {"scan": {**stored["scan"], "re_evaluated_from": bundle.name}, "summary": summarize(controls),
-             "controls": controls}
-    if exceptions is not None:
-        fresh["exceptions"] = exceptions.to_json(now)
-    before = {c["id"]: c["status"] for c in stored["controls"]}
-    changed = [(c["id"], before.get(c["id"]), c["status"]) for c in controls
-               if before.get(c["id"]) != c["status"]]
+    scan = stored.scan.model_copy(update={"re_evaluated_from": bundle.name})
+    fresh = build_results(results, scan, exceptions.to_json(now) if exceptions is not None else None)
+    before = stored.statuses()
+    changed = [(c.id, before.get(c.id), c.status) for c in fresh.controls
+               if before.get(c.id) != c.status]
     _print_results(fresh, "table")
     for cid, old, new in changed:
         print(f"changed: {cid}: {old} -> {new}")
@@ -392,7 +392,7 @@ def _evaluate(args: argparse.Namespace, bundle: Path, out: Path | None) -> int:
         print("same statuses as the stored results")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(fresh, indent=2, ensure_ascii=False), encoding="utf-8")
+        out.write_bytes(fresh.to_bytes())
     return exit_code_for(fresh)
 
 

@@ -15,12 +15,15 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attest.errors import ConfigError
 from attest.model import Finding, Status
+
+if TYPE_CHECKING:
+    from attest.results import Results
 
 
 class RiskException(BaseModel):
@@ -80,12 +83,12 @@ class ExceptionSet:
         return [e.to_json(now) for e in self.entries]
 
     @classmethod
-    def from_results(cls, results: dict[str, Any]) -> "ExceptionSet | None":
+    def from_results(cls, results: "Results") -> "ExceptionSet | None":
         """The exceptions a scan applied, as its results.json recorded them (for re-evaluation)."""
-        if "exceptions" not in results:
+        if results.exceptions is None:
             return None
-        return cls([RiskException.model_validate({k: v for k, v in e.items() if k != "status"})
-                    for e in results["exceptions"]], "results.json")
+        return cls([RiskException.model_validate(e.model_dump(exclude={"status"}))
+                    for e in results.exceptions], "results.json")
 
 
 def load_exceptions_file(path: Path) -> ExceptionSet:

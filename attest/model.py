@@ -16,6 +16,7 @@ from typing import Any
 
 
 class Status(StrEnum):
+    """A verdict on a resource or a control."""
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"                    # evidence missing, partial or denied: never a pass

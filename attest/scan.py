@@ -1,7 +1,7 @@
 """Scan orchestration: the one module that knows every stage.
 
 config -> collectors (concurrently, one thread per source) -> evidence files in a partial bundle
--> engine -> results.json -> report.html -> manifest.json -> atomic rename.
+-> engine -> results.json (attest.results) -> report.html -> manifest.json -> atomic rename.
 """
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ from attest.engine import evaluate
 from attest.logs import set_scan_id, text_formatter
 from attest.manifest import MANIFEST, build_manifest
 from attest.model import (ControlResult, Evidence, EvidenceState, Status, canonical_json, isoformat,
-                          parse_time, readiness, sha256_bytes, utcnow)
-from attest.store import RESULTS, BundleWriter, bundle_time, list_bundles, next_bundle_name
+                          sha256_bytes, utcnow)
+from attest.results import RESULTS, Results, ScanInfo, SourceStatus, build_results
 from attest.sources import WITHOUT_CONFIG_FILE, sources
+from attest.store import BundleWriter, bundle_time, list_bundles, next_bundle_name
 from collectors.base import CollectContext
 from controls import Control, load_catalog
 
@@ -39,10 +40,10 @@ EXIT_OK, EXIT_FAIL, EXIT_INCOMPLETE = 0, 1, 3
 @dataclass
 class ScanOutcome:
     bundle: Path
-    results: dict[str, Any]
+    results: Results
     controls: list[ControlResult]
     records: list[Evidence] = field(default_factory=list)
-    previous: dict[str, Any] | None = None   # results of the bundle this one follows
+    previous: Results | None = None          # results of the bundle this one follows
     store_error: str | None = None           # the upload to the S3 store failed (kept locally)
     store: str | None = None                 # the S3 store URL, when there is one
 
@@ -51,21 +52,14 @@ class ScanOutcome:
         return EXIT_INCOMPLETE if self.store_error else exit_code_for(self.results)
 
 
-def exit_code_for(results: dict[str, Any]) -> int:
+def exit_code_for(results: Results) -> int:
     """3 when evidence could not be collected or judged, else 1 when a control fails, else 0."""
-    statuses = {c["status"] for c in results["controls"]}
-    if results["scan"].get("incomplete") or Status.ERROR in statuses:
+    statuses = {c.status for c in results.controls}
+    if results.scan.incomplete or Status.ERROR in statuses:
         return EXIT_INCOMPLETE
     if Status.FAIL in statuses:
         return EXIT_FAIL
     return EXIT_OK
-
-
-def summarize(controls: list[dict[str, Any]]) -> dict[str, Any]:
-    counts = {s.value: 0 for s in Status}
-    for c in controls:
-        counts[c["status"]] += 1
-    return {"counts": counts, "readiness": readiness(counts), "total": len(controls)}
 
 
 class _LogCapture(logging.Handler):
@@ -91,11 +85,8 @@ def _out_dir_lock(out: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _started_at(results: dict[str, Any] | None, name: str) -> datetime:
-    try:
-        return parse_time((results or {})["scan"]["started_at"]) or bundle_time(name)
-    except (KeyError, TypeError, ValueError):
-        return bundle_time(name)
+def _started_at(results: Results | None, name: str) -> datetime:
+    return results.scan.started_at if results is not None else bundle_time(name)
 
 
 class Chain:
@@ -127,11 +118,16 @@ class Chain:
             log.warning("%s", exc)
             return None
 
-    def results(self, name: str) -> dict[str, Any] | None:
+    def results(self, name: str) -> Results | None:
+        """A bundle's results; None when it has none or they do not read (history only)."""
         data = self.read(name, RESULTS)
+        if not data:
+            return None
+        from attest.errors import UsageError
         try:
-            return json.loads(data) if data else None
-        except ValueError:
+            return Results.from_bytes(data, f"{name}/{RESULTS}")
+        except UsageError as exc:
+            log.warning("%s", exc)
             return None
 
     def head(self) -> tuple[str, str] | None:
@@ -317,22 +313,17 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
             futures = {s: pool.submit(_collect_source, s, c, ctx, sink) for s, c in collectors.items()}
             source_status = {s: f.result() for s, f in futures.items()}
         for s, reason in skipped.items():
-            source_status[s] = {"status": "skipped", "detail": reason}
+            source_status[s] = SourceStatus(status="skipped", detail=reason)
         params = config.model.controls
         results_list = evaluate(catalog, records, params, started, skipped, exceptions)
-        controls_json = [r.to_json() for r in results_list]
         incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
-        results = {
-            "scan": {"id": scan_id, "bundle": None, "started_at": isoformat(started),
-                     "finished_at": None, "tool_version": __version__,
-                     "demo": demo, "config_digest": config.digest, "sources": source_status,
-                     "incomplete": incomplete, "params": params},
-            "summary": summarize(controls_json),
-            "controls": controls_json,
-        }
-        if exceptions is not None:
-            results["exceptions"] = exceptions.to_json(started)
-        bundle, previous, store_error = _seal(writer, results, seal, config, started, clock, capture)
+        scan = ScanInfo(id=scan_id, started_at=started, tool_version=__version__, demo=demo,
+                        config_digest=config.digest, sources=source_status,
+                        incomplete=incomplete, params=params)
+        results = build_results(results_list, scan,
+                                exceptions.to_json(started) if exceptions is not None else None)
+        bundle, results, previous, store_error = _seal(writer, results, seal, config, started,
+                                                       clock, capture)
     except BaseException:
         if records:  # never lose evidence already collected, never let it look like a bundle
             kept = writer.quarantine()
@@ -346,12 +337,13 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
                        store=seal.chain.store.url if seal.chain.store is not None else None)
 
 
-def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: LoadedConfig,
+def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConfig,
           started: datetime, clock: Callable[[], datetime],
-          capture: _LogCapture) -> tuple[Path, dict[str, Any] | None, str | None]:
+          capture: _LogCapture) -> tuple[Path, Results, Results | None, str | None]:
     """Join the chain: under the folder's (and the store's) lock, take the newest bundle as the
     previous one, name the bundle after it, write results, report, log and manifest, sign, make
-    it visible, and upload it. Returns (bundle, the previous bundle's results, upload error)."""
+    it visible, and upload it. Returns (bundle, the sealed results, the previous bundle's results,
+    upload error)."""
     from attest.errors import StoreError
     from attest.s3store import sync
     chain, store = seal.chain, seal.chain.store
@@ -362,7 +354,7 @@ def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: Loa
         head = chain.head() if store is None else None
         if store is not None:
             try:
-                held.enter_context(store.lock(f"scan {results['scan']['id']}"))
+                held.enter_context(store.lock(f"scan {results.scan.id}"))
                 synced = sync(store, writer.out_dir)
                 head, listing = synced.head, synced.listing
                 chain._names = None
@@ -377,15 +369,16 @@ def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: Loa
         name = next_bundle_name(started, head[0] if head else None)
         while (writer.out_dir / name).exists():   # a local bundle the store does not have
             name = next_bundle_name(started, name)
-        results["scan"]["bundle"] = name
-        results["scan"]["finished_at"] = isoformat(clock())
+        results = results.sealed(bundle=name, finished_at=clock())
         previous_results = chain.results(head[0]) if head else None
-        writer.write_json(RESULTS, results)
+        writer.write_bytes(RESULTS, results.to_bytes())
         _write_report(writer, results, chain)
-        log.info("scan %s finished: %s", name, results["summary"]["counts"])
+        log.info("scan %s finished: %s", name,
+                 {s.value: n for s, n in results.summary.counts.items()})
         writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
-        manifest = build_manifest(writer.digests, scan_id=results["scan"]["id"],
-                                  created_at=results["scan"]["finished_at"], tool_version=__version__,
+        manifest = build_manifest(writer.digests, scan_id=results.scan.id,
+                                  created_at=isoformat(results.scan.finished_at),
+                                  tool_version=__version__,
                                   config_digest=config.digest, previous=head,
                                   store=seal.store_claim)
         manifest_bytes = canonical_json(manifest)
@@ -404,10 +397,10 @@ def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: Loa
                 store_error = str(exc)
                 log.error("upload of %s failed; the bundle is kept in %s and the next scan uploads "
                           "it: %s", name, bundle, exc)
-    return bundle, previous_results, store_error
+    return bundle, results, previous_results, store_error
 
 
-def _write_report(writer: BundleWriter, results: dict[str, Any], chain: Chain) -> None:
+def _write_report(writer: BundleWriter, results: Results, chain: Chain) -> None:
     from reports.html import TREND_SCANS, render_report
     digests = {path: sha for path, (sha, _) in writer.digests.items()}  # hashed once, as written
     with chain.history(TREND_SCANS + 1) as history:

@@ -14,11 +14,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from attest.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from attest.results import Results
 
 ATTESTATION = "attestation.dsse.json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -195,9 +198,11 @@ def load_public_key(path: str | Path) -> Any:
 
 
 def build_statement(manifest_bytes: bytes, manifest: dict[str, Any], *, bundle: str,
-                    results: dict[str, Any] | None) -> dict[str, Any]:
+                    results: "Results | None") -> dict[str, Any]:
     import hashlib
-    scan = (results or {}).get("scan", {})
+
+    from attest.model import isoformat
+    scan = results.scan if results is not None else None
     previous = manifest.get("previous") or {}
     return {
         "_type": STATEMENT_TYPE,
@@ -206,13 +211,14 @@ def build_statement(manifest_bytes: bytes, manifest: dict[str, Any], *, bundle: 
         "predicate": {
             "bundle": bundle,
             "scan_id": manifest.get("scan_id"),
-            "started_at": scan.get("started_at"),
-            "finished_at": scan.get("finished_at"),
+            "started_at": isoformat(scan.started_at) if scan else None,
+            "finished_at": isoformat(scan.finished_at) if scan and scan.finished_at else None,
             "sealed_at": manifest.get("created_at"),
             "tool_version": manifest.get("tool_version"),
             "previous_bundle": previous.get("bundle"),
             "previous_manifest_sha256": previous.get("manifest_sha256"),
-            "counts": (results or {}).get("summary", {}).get("counts", {}),
+            "counts": ({s.value: n for s, n in results.summary.counts.items()}
+                       if results is not None else {}),
             "store": manifest.get("store"),
         },
     }

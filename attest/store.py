@@ -13,10 +13,13 @@ import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest.errors import UsageError
 from attest.model import Evidence, canonical_json, sha256_bytes
+
+if TYPE_CHECKING:
+    from attest.results import Results
 
 BUNDLE_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 TS_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -148,20 +151,11 @@ def writable_output(path: str | Path, what: str = "--out") -> Path:
     return resolved
 
 
-def read_results(target: str | Path) -> dict[str, Any]:
-    """results.json of a bundle folder (or a results file itself); UsageError, one line, if not."""
-    import json
-    path = Path(target)
-    file = path / RESULTS if path.is_dir() else path
-    if not file.is_file():
-        raise UsageError(f"{target}: not a bundle (no {RESULTS}) or results file")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{file}: unreadable results: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
-        raise UsageError(f"{file}: not an attest results document (no 'controls' list)")
-    return data
+def read_results(target: str | Path) -> "Results":
+    """results.json of a bundle folder (or a results file itself), as the typed model;
+    UsageError, one line naming the file, if it is missing or does not fit."""
+    from attest.results import Results
+    return Results.load(target)
 
 
 def load_evidence(bundle: str | Path) -> list[Evidence]:

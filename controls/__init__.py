@@ -1,7 +1,13 @@
 """Stage 3: the control catalog (data) and the rules that judge evidence (pure functions).
 
 The catalog lives in ``controls/catalog/*.yaml``, one file per source; each entry is a
-:class:`Control`. ``load_catalog()`` validates it against ``criteria.yaml``, the rule registry and
+:class:`Control`.
+
+``population`` says what a control's findings cover. ``current`` (the default): the resources that
+exist now, so a resource missing from a later scan is gone. ``windowed``: events in a look-back
+window that moves with each scan (github.changes_reviewed judges the pull requests merged since the
+previous good read), so an event missing from a later scan left the window: it was judged once and
+is not judged again. ``attest diff`` and the report's changes panel tell the two apart. ``load_catalog()`` validates it against ``criteria.yaml``, the rule registry and
 the collectors' declared evidence names.
 """
 from __future__ import annotations
@@ -56,6 +62,7 @@ class Control(BaseModel):
     description: str = Field(min_length=10)
     remediation: str = Field(min_length=10)
     examples: dict[Literal["pass", "fail"], str] = Field(default_factory=dict)
+    population: Literal["current", "windowed"] = "current"
 
     @property
     def source(self) -> str:

@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from attest.model import STATUS_ORDER, isoformat
+from attest.model import STATUS_ORDER, Status, isoformat
+from attest.results import Results
+
 NO_SCAN = "no_scan"
 NOT_EVALUATED = "not_evaluated"
 VERDICTS = frozenset({"pass", "fail", "error", "excepted", "not_applicable"})
@@ -42,7 +44,7 @@ class Scan:
     """One verified bundle's results, placed on its UTC day."""
     bundle: str
     started_at: datetime
-    results: dict[str, Any]
+    results: Results
 
     @property
     def day(self) -> date:
@@ -65,10 +67,9 @@ def _controls(scans: list[Scan]) -> dict[str, dict[str, Any]]:
     """Every control seen in the period, in catalog order, with its newest metadata."""
     out: dict[str, dict[str, Any]] = {}
     for scan in scans:
-        for c in scan.results.get("controls", []):
-            out[c["id"]] = {"title": c.get("title", ""), "source": c.get("source", ""),
-                            "criteria": "; ".join(c.get("criteria", [])),
-                            "severity": c.get("severity", "")}
+        for c in scan.results.controls:
+            out[c.id] = {"title": c.title, "source": c.source, "criteria": "; ".join(c.criteria),
+                         "severity": c.severity}
     return out
 
 
@@ -86,8 +87,7 @@ def daily_status(scans: list[Scan], start: date, end: date) -> pd.DataFrame:
             if not day_scans:
                 column.append(NO_SCAN)
                 continue
-            seen = [c["status"] for s in day_scans for c in s.results.get("controls", [])
-                    if c["id"] == cid]
+            seen = [c.status.value for s in day_scans for c in s.results.controls if c.id == cid]
             column.append(worst(seen) if seen else NOT_EVALUATED)
         grid[d.isoformat()] = column
     return pd.DataFrame(grid, index=pd.Index(list(controls), name="control"), dtype=object)
@@ -126,14 +126,14 @@ def findings(scans: list[Scan]) -> pd.DataFrame:
     """Every finding that is not a pass, per scan, oldest first."""
     rows = []
     for scan in sorted(scans, key=lambda s: s.started_at):
-        for c in scan.results.get("controls", []):
-            for f in c.get("findings", []):
-                if f.get("status") == "pass":
+        for c in scan.results.controls:
+            for f in c.findings:
+                if f.status is Status.PASS:
                     continue
                 rows.append({"day": scan.day.isoformat(), "bundle": scan.bundle,
-                             "started_at": scan.results["scan"]["started_at"], "control": c["id"],
-                             "control_status": c["status"], "resource": f.get("resource", ""),
-                             "status": f.get("status", ""), "detail": f.get("detail", "")})
+                             "started_at": isoformat(scan.results.scan.started_at),
+                             "control": c.id, "control_status": c.status.value,
+                             "resource": f.resource, "status": f.status.value, "detail": f.detail})
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 

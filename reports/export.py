@@ -28,8 +28,8 @@ from attest import __version__
 from attest.errors import IntegrityError, UsageError
 from attest.manifest import MANIFEST, manifest_sha256, read_manifest, verify_bundle, verify_chain
 from attest.signing import ATTESTATION, public_key_pem
-from attest.model import canonical_json, isoformat, parse_time, sha256_bytes, utcnow
-from attest.store import bundle_time, list_bundles
+from attest.model import canonical_json, isoformat, sha256_bytes, utcnow
+from attest.store import bundle_time, list_bundles, read_results
 from reports._results import exception_key, listed_exceptions
 from reports.coverage import Coverage, Scan, build_coverage, period_days
 from reports.export_manual import Document, read_document, recorded_documents
@@ -109,9 +109,8 @@ def verify_period(out_dir: Path, start: date, end: date, public_key: Any = None)
     if before is None and link:
         period.unverified_link = link.get("bundle")
     for b in bundles:
-        results = json.loads((b / "results.json").read_text(encoding="utf-8"))
-        started = parse_time(results["scan"]["started_at"])
-        period.scans.append(Scan(bundle=b.name, started_at=started, results=results))
+        results = read_results(b)
+        period.scans.append(Scan(bundle=b.name, started_at=results.scan.started_at, results=results))
     return period
 
 
@@ -120,11 +119,12 @@ def exceptions_in_period(scans: list[Scan]) -> list[dict[str, Any]]:
     seen: dict[tuple, dict[str, Any]] = {}
     for scan in sorted(scans, key=lambda s: s.started_at):
         for e in listed_exceptions(scan.results):
-            entry = seen.setdefault(exception_key(e), {**e, "first_day": scan.day.isoformat(),
+            record = e.model_dump(mode="json")
+            entry = seen.setdefault(exception_key(e), {**record, "first_day": scan.day.isoformat(),
                                                        "days_in_force": set()})
-            entry.update({k: v for k, v in e.items() if k != "control"}, control=e.get("control"))
+            entry.update(record)
             entry["last_day"] = scan.day.isoformat()
-            if e.get("status") == "active":
+            if e.status == "active":
                 entry["days_in_force"].add(scan.day)
     out = []
     for entry in seen.values():
@@ -138,10 +138,9 @@ def manual_status(scans: list[Scan]) -> list[dict[str, Any]]:
     if not scans:
         return []
     last = max(scans, key=lambda s: s.started_at)
-    return [{"id": c["id"], "title": c.get("title", ""), "status": c["status"],
-             "day": last.day.isoformat(),
-             "findings": [f"{f.get('resource')}: {f.get('detail', '')}" for f in c.get("findings", [])]}
-            for c in last.results.get("controls", []) if c.get("source") == "manual"]
+    return [{"id": c.id, "title": c.title, "status": c.status.value, "day": last.day.isoformat(),
+             "findings": [f"{f.resource}: {f.detail}" for f in c.findings]}
+            for c in last.results.controls if c.source == "manual"]
 
 
 def _env() -> Environment:
@@ -181,10 +180,9 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime,
     return {
         "period": period, "generated_at": isoformat(generated_at), "tool_version": __version__,
         "bundles": [{"name": s.bundle, "day": s.day.isoformat(),
-                     "started_at": s.results["scan"]["started_at"],
+                     "started_at": isoformat(s.results.scan.started_at),
                      "manifest_sha256": period.manifest_sha[s.bundle],
-                     "counts": {k: v for k, v in s.results.get("summary", {}).get("counts", {}).items()
-                                if v}}
+                     "counts": {k.value: v for k, v in s.results.summary.counts.items() if v}}
                     for s in period.scans],
         "missing_days": [d for d in days if d not in by_day],
         "multi_days": {d: b for d, b in by_day.items() if len(b) > 1},
@@ -321,7 +319,7 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
     last = max(period.scans, key=lambda s: s.started_at)
     documents = recorded_documents(out_dir, [(b, period.manifest_sha[b.name])
                                              for b in period.bundles],
-                                   last.started_at.date(), last.results["scan"].get("params") or {})
+                                   last.started_at.date(), last.results.scan.params)
     coverage = build_coverage(period.scans, start, end)
     ctx = _context(period, coverage, generated_at, documents)
     dest = Path(dest)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from attest.errors import UsageError
+from attest.model import isoformat
 from attest.store import list_bundles, read_results
 
 
@@ -20,10 +21,11 @@ def history_rows(out_dir: Path) -> list[dict[str, Any]]:
             rows.append({"bundle": bundle.name, "started_at": "", "readiness": None, "counts": {},
                          "incomplete": str(exc)})
             continue
-        scan, summary = results["scan"], results.get("summary", {})
-        rows.append({"bundle": bundle.name, "started_at": scan.get("started_at", ""),
-                     "readiness": summary.get("readiness"), "counts": summary.get("counts", {}),
-                     "incomplete": len(scan.get("incomplete", []))})
+        scan, summary = results.scan, results.summary
+        rows.append({"bundle": bundle.name, "started_at": isoformat(scan.started_at),
+                     "readiness": summary.readiness,
+                     "counts": {s.value: n for s, n in summary.counts.items()},
+                     "incomplete": len(scan.incomplete)})
     return rows
 
 

@@ -21,7 +21,8 @@ from markupsafe import Markup
 from attest.errors import UsageError
 from attest.manifest import file_sha256, read_manifest
 from attest.manual import STATES as MANUAL_STATES
-from attest.model import STATUS_ORDER, parse_time, readiness
+from attest.model import STATUS_ORDER, Status, isoformat, parse_time, readiness
+from attest.results import ControlRecord, FindingRecord, Results
 from attest.store import bundle_sort_key, is_bundle, list_bundles, read_results
 from controls import criteria, criteria_family
 from reports._results import listed_exceptions
@@ -74,30 +75,34 @@ def _family_key(family: str) -> tuple[int, int, str]:
     return order.get(prefix, 9), num, family
 
 
-def _families(controls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _families(controls: list[ControlRecord]) -> list[dict[str, Any]]:
     grouped: dict[str, dict[str, int]] = {}
     for c in controls:
-        for fam in sorted({criteria_family(k) for k in c.get("criteria", [])}):
+        for fam in sorted({criteria_family(k) for k in c.criteria}):
             counts = grouped.setdefault(fam, {})
-            counts[c["status"]] = counts.get(c["status"], 0) + 1
+            counts[c.status.value] = counts.get(c.status.value, 0) + 1
     return [{"family": fam, "title": FAMILY_TITLES.get(fam, ""), "counts": counts,
              "total": sum(counts.values()), "readiness": readiness(counts)}
             for fam, counts in sorted(grouped.items(), key=lambda kv: _family_key(kv[0]))]
 
 
-def _control_view(c: dict[str, Any], sha: dict[str, str]) -> dict[str, Any]:
-    findings = c.get("findings", [])
+def _json(findings: Any) -> list[dict[str, Any]]:
+    return [f.model_dump(mode="json") for f in findings]
+
+
+def _control_view(c: ControlRecord, sha: dict[str, str]) -> dict[str, Any]:
+    findings: list[FindingRecord] = c.findings
     titles = criteria()
     return {
-        **c,
-        "criteria_titled": [(k, titles.get(k, "")) for k in c.get("criteria", [])],
-        "families": sorted({criteria_family(k) for k in c.get("criteria", [])}, key=_family_key),
-        "bad": [f for f in findings if f["status"] in BAD],
-        "excepted_findings": [f for f in findings if f["status"] == "excepted"],
-        "passed": sum(1 for f in findings if f["status"] == "pass"),
-        "others": [f for f in findings if f["status"] not in (*BAD, "excepted", "pass")],
-        "evidence_files": [{"path": p, "sha256": sha.get(p)} for p in c.get("evidence", [])],
-        "remediation_steps": remediation_steps(c.get("remediation", "")),
+        **c.model_dump(mode="json"),
+        "criteria_titled": [(k, titles.get(k, "")) for k in c.criteria],
+        "families": sorted({criteria_family(k) for k in c.criteria}, key=_family_key),
+        "bad": _json(c.failing()),
+        "excepted_findings": _json(f for f in findings if f.status is Status.EXCEPTED),
+        "passed": sum(1 for f in findings if f.status is Status.PASS),
+        "others": _json(f for f in findings if f.status not in (*BAD, "excepted", "pass")),
+        "evidence_files": [{"path": p, "sha256": sha.get(p)} for p in c.evidence],
+        "remediation_steps": remediation_steps(c.remediation),
     }
 
 
@@ -110,36 +115,34 @@ def remediation_steps(text: str) -> tuple[str, list[str]]:
     return parts[0].strip(), [p.strip() for p in parts[2::2]]
 
 
-def _manual(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _manual(controls: list[ControlRecord]) -> list[dict[str, Any]]:
     """One row per finding of the manual-evidence controls, with the document's state (the
     manual rule records it as the finding's ``document_state`` fact)."""
     rows = []
-    for c in views:
-        if c.get("source") != "manual":
+    for c in controls:
+        if c.source != "manual":
             continue
-        for f in c.get("findings", []):
-            state = (f.get("facts") or {}).get("document_state", "")
-            rows.append({"control": c["id"], "title": c.get("title", ""), "status": f["status"],
-                         "state": state if state in MANUAL_STATES else "",
-                         "detail": f.get("detail", "")})
-        if not c.get("findings"):
-            rows.append({"control": c["id"], "title": c.get("title", ""), "status": c["status"],
-                         "state": "", "detail": c.get("description", "")})
+        for f in c.findings:
+            state = (f.facts or {}).get("document_state", "")
+            rows.append({"control": c.id, "title": c.title, "status": f.status.value,
+                         "state": state if state in MANUAL_STATES else "", "detail": f.detail})
+        if not c.findings:
+            rows.append({"control": c.id, "title": c.title, "status": c.status.value,
+                         "state": "", "detail": c.description})
     return rows
 
 
-def _sources(results: dict[str, Any]) -> list[dict[str, Any]]:
+def _sources(results: Results) -> list[dict[str, Any]]:
     by_source: dict[str, dict[str, int]] = {}
-    for c in results.get("controls", []):
-        counts = by_source.setdefault(c.get("source", ""), {})
-        counts[c["status"]] = counts.get(c["status"], 0) + 1
-    scan = results.get("scan", {})
+    for c in results.controls:
+        counts = by_source.setdefault(c.source, {})
+        counts[c.status.value] = counts.get(c.status.value, 0) + 1
+    scan = results.scan
     out = []
-    for name, info in sorted(scan.get("sources", {}).items()):
-        status = str(info.get("status", ""))
-        kind = status if status in ("collected", "skipped", "unreachable") else "failed"
-        detail = info.get("detail") or (status.partition(": ")[2] if kind == "failed" else "")
-        unread = sum(1 for item in scan.get("incomplete", []) if str(item).startswith(f"{name}."))
+    for name, info in sorted(scan.sources.items()):
+        kind = info.status
+        detail = info.detail or ""
+        unread = sum(1 for item in scan.incomplete if item.startswith(f"{name}."))
         if kind == "collected" and unread:
             kind, detail = "partial", f"{unread} evidence item{'s' if unread > 1 else ''} could not be read"
         out.append({"name": name, "kind": kind, "detail": detail,
@@ -147,8 +150,15 @@ def _sources(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+GONE_WHY = {"disappeared": "no longer present",
+            "left_window": "left the look-back window",
+            "not_judged": "not judged in this scan (evidence incomplete or not collected)"}
+
+
 def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The diff as the report shows it: new problems, fixed ones, new resources, status changes."""
+    """The diff as the report shows it: new problems, fixed ones (the same resource, now passing
+    or excepted), failing resources no longer reported (and why), new resources, status changes,
+    and what moved readiness."""
     if diff is None:
         return None
     old_r, new_r = diff["old"]["readiness"], diff["new"]["readiness"]
@@ -156,22 +166,22 @@ def _diff_view(diff: dict[str, Any] | None) -> dict[str, Any] | None:
         **diff,
         "problems": sorted(diff["started_failing"] + diff["started_erroring"],
                            key=lambda e: (e["new"] != "fail", e["control"], e["resource"])),
-        "fixed": [e for e in diff["stopped_failing"] + diff["stopped_erroring"] if e["new"] not in BAD],
+        "fixed": diff["fixed"],
+        "gone": [{**e, "why": why} for key, why in GONE_WHY.items() for e in diff[key]],
         "delta": round(new_r - old_r, 1) if old_r is not None and new_r is not None else None,
         "empty": is_empty(diff),
         "new_resources": sorted(diff["new_resources"], key=lambda n: (not n["failing"], n["resource"])),
     }
 
 
-def _exceptions(results: dict[str, Any]) -> list[dict[str, Any]]:
+def _exceptions(results: Results) -> list[dict[str, Any]]:
     """Exceptions in force: the results' list and those the controls applied, once each."""
-    return [{"control": e.get("control") or "", "resource": e.get("resource") or "",
-             "reason": e.get("reason") or "", "approver": e.get("approved_by") or "",
-             "expires": e.get("expires") or "", "state": e.get("status") or ""}
+    return [{"control": e.control, "resource": e.resource, "reason": e.reason,
+             "approver": e.approved_by, "expires": e.expires.isoformat(), "state": e.status}
             for e in listed_exceptions(results)]
 
 
-def _read_results(bundle: Path) -> dict[str, Any] | None:
+def _read_results(bundle: Path) -> Results | None:
     """A past bundle's results, or None if unreadable (the trend skips it and carries on)."""
     try:
         return read_results(bundle)
@@ -199,41 +209,39 @@ def _trend(points: list[tuple[str, str, float]]) -> dict[str, Any]:
                      + f" {out[-1]['x']},{20 + inner_h}") if out else ""}
 
 
-def build_view(results: dict[str, Any], history: list[Path],
+def build_view(results: Results, history: list[Path],
                evidence_sha256: dict[str, str] | None = None) -> dict[str, Any]:
-    scan = results.get("scan", {})
-    controls = results.get("controls", [])
+    scan = results.scan
+    controls = results.controls
     sha = evidence_sha256 or {}
     past = [(b, r) for b in history[-TREND_SCANS:] if (r := _read_results(Path(b))) is not None]
-    points = [(r["scan"].get("bundle", Path(b).name), r["scan"].get("started_at", ""),
-               r["summary"]["readiness"]) for b, r in past
-              if r.get("summary", {}).get("readiness") is not None]
-    if results.get("summary", {}).get("readiness") is not None:
-        points.append((scan.get("bundle", ""), scan.get("started_at", ""),
-                       results["summary"]["readiness"]))
+    points = [(r.scan.bundle or Path(b).name, isoformat(r.scan.started_at), r.summary.readiness)
+              for b, r in past if r.summary.readiness is not None]
+    if results.summary.readiness is not None:
+        points.append((scan.bundle or "", isoformat(scan.started_at), results.summary.readiness))
     diff = diff_results(past[-1][1], results) if past else None
     views = sorted((_control_view(c, sha) for c in controls),
-                   key=lambda c: (STATUS_ORDER.index(c["status"]) if c["status"] in STATUS_ORDER else 9,
+                   key=lambda c: (STATUS_ORDER.index(c["status"]),
                                   SEVERITY_ORDER.index(c["severity"]) if c["severity"] in SEVERITY_ORDER else 9,
                                   c["id"]))
-    started, finished = parse_time(scan.get("started_at")), parse_time(scan.get("finished_at"))
+    started, finished = scan.started_at, scan.finished_at
     return {
-        "scan": scan,
-        "summary": results.get("summary", {}),
-        "duration": (finished - started).total_seconds() if started and finished else None,
+        "scan": scan.model_dump(mode="json"),
+        "summary": results.summary.model_dump(mode="json"),
+        "duration": (finished - started).total_seconds() if finished else None,
         "families": _families(controls),
         "controls": views,
         "sources": _sources(results),
-        "statuses": [s for s in STATUS_ORDER if any(c["status"] == s for c in controls)],
-        "source_names": sorted({c.get("source", "") for c in controls}),
+        "statuses": [s.value for s in STATUS_ORDER if any(c.status is s for c in controls)],
+        "source_names": sorted({c.source for c in controls}),
         "family_names": sorted({f for c in views for f in c["families"]}, key=_family_key),
-        "manual": _manual(views),
+        "manual": _manual(controls),
         "exceptions": _exceptions(results),
         "diff": _diff_view(diff),
         "trend": {**_trend(points), "limited": len(history) > TREND_SCANS},
-        "table_data": [{"id": c["id"], "status": c["status"], "source": c.get("source", ""),
-                        "severity": c.get("severity", ""), "criteria": c.get("criteria", []),
-                        "families": c["families"], "title": c.get("title", ""),
+        "table_data": [{"id": c["id"], "status": c["status"], "source": c["source"],
+                        "severity": c["severity"], "criteria": c["criteria"],
+                        "families": c["families"], "title": c["title"],
                         "resources": [f["resource"] for f in c["bad"]]} for c in views],
         "status_order": list(STATUS_ORDER),
         "severity_order": list(SEVERITY_ORDER),
@@ -241,7 +249,7 @@ def build_view(results: dict[str, Any], history: list[Path],
     }
 
 
-def render_report(results: dict[str, Any], history: list[Path], *,
+def render_report(results: Results, history: list[Path], *,
                   evidence_sha256: dict[str, str] | None = None) -> str:
     """The report as one HTML string. ``history``: earlier complete bundles, oldest first; the
     trend uses the last ``TREND_SCANS`` (90) of them, the changes section the last one.
@@ -256,7 +264,7 @@ def render_report(results: dict[str, Any], history: list[Path], *,
         script_csp=f"'sha256-{digest}'")
 
 
-def evidence_digests(bundle: Path, results: dict[str, Any]) -> dict[str, str]:
+def evidence_digests(bundle: Path, results: Results) -> dict[str, str]:
     """sha256 of every evidence file the controls cite: from the manifest if the bundle has one,
     else computed from the files (a bundle still being written)."""
     try:
@@ -264,8 +272,8 @@ def evidence_digests(bundle: Path, results: dict[str, Any]) -> dict[str, str]:
     except (OSError, ValueError):
         listed = {}
     out: dict[str, str] = {}
-    for c in results.get("controls", []):
-        for rel in c.get("evidence", []):
+    for c in results.controls:
+        for rel in c.evidence:
             if rel in listed:
                 out[rel] = listed[rel]
             elif (bundle / rel).is_file():
@@ -295,9 +303,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with local_view(args.target, getattr(args, "config", None), names=lambda n: n[-(TREND_SCANS + 1):],
                     only=("results.json", "manifest.json")) as target:
         bundle, history = _resolve(str(target))
-        results = _read_results(bundle)
-        if results is None:
-            raise UsageError(f"{bundle.name}: results.json is missing or not an attest results document")
+        results = read_results(bundle)   # a one-line UsageError naming the file if it does not fit
         html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

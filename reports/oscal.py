@@ -24,7 +24,8 @@ from datetime import date, datetime
 from typing import Any
 
 from attest import __version__
-from attest.model import isoformat
+from attest.model import Status, isoformat
+from attest.results import ControlRecord
 from reports.coverage import Scan
 
 NS = "urn:attest"
@@ -81,11 +82,11 @@ def _media_type(href: str) -> str:
     return "application/octet-stream"
 
 
-def _observation(scan: Scan, control: dict[str, Any], bundle: BundleFiles, seed: str,
+def _observation(scan: Scan, control: ControlRecord, bundle: BundleFiles, seed: str,
                  back: _BackMatter) -> dict[str, Any]:
-    status = control["status"]
+    status = control.status.value
     evidence = []
-    for rel in control.get("evidence", []):
+    for rel in control.evidence:
         sha = bundle.files.get(rel)
         if sha is None:
             continue
@@ -95,26 +96,26 @@ def _observation(scan: Scan, control: dict[str, Any], bundle: BundleFiles, seed:
                          "description": _line(f"Evidence file {rel} of bundle {bundle.name}"),
                          "props": [_prop("sha256", sha)],
                          "links": [{"href": f"#{res}", "rel": "reference"}]})
-    bad = [f for f in control.get("findings", []) if f.get("status") != "pass"]
+    bad = [f for f in control.findings if f.status is not Status.PASS]
     obs: dict[str, Any] = {
-        "uuid": _uuid(seed, "observation", bundle.name, control["id"]),
-        "title": _line(f"{control['id']} on {scan.day.isoformat()}: {status}"),
-        "description": _md(f"{control.get('title') or control['id']}. Automated evaluation by "
+        "uuid": _uuid(seed, "observation", bundle.name, control.id),
+        "title": _line(f"{control.id} on {scan.day.isoformat()}: {status}"),
+        "description": _md(f"{control.title or control.id}. Automated evaluation by "
                            f"attest in scan {bundle.name} (SOC 2 "
-                           f"{', '.join(control.get('criteria', []))}): status {status}, "
-                           f"{len(control.get('findings', []))} finding(s), {len(bad)} not passing."),
-        "props": [_prop("control-id", control["id"]), _prop("status", status),
+                           f"{', '.join(control.criteria)}): status {status}, "
+                           f"{len(control.findings)} finding(s), {len(bad)} not passing."),
+        "props": [_prop("control-id", control.id), _prop("status", status),
                   _prop("bundle", bundle.name), _prop("day", scan.day.isoformat())]
-        + [_prop("criterion", c) for c in control.get("criteria", [])],
-        "methods": ["EXAMINE" if control.get("source") == "manual" else "TEST"],
+        + [_prop("criterion", c) for c in control.criteria],
+        "methods": ["EXAMINE" if control.source == "manual" else "TEST"],
         "types": ["control-objective"],
-        "collected": scan.results["scan"]["started_at"],
+        "collected": isoformat(scan.results.scan.started_at),
     }
     if evidence:
         obs["relevant-evidence"] = evidence
     if bad:
-        obs["remarks"] = "\n".join(_md(f"- {f.get('status')}: {f.get('resource')}: "
-                                       f"{' '.join(str(f.get('detail', '')).split())}") for f in bad)
+        obs["remarks"] = "\n".join(_md(f"- {f.status.value}: {f.resource}: "
+                                       f"{' '.join(f.detail.split())}") for f in bad)
     return obs
 
 
@@ -160,15 +161,15 @@ def build_assessment_results(scans: list[Scan], bundles: dict[str, BundleFiles],
         bundle = bundles[scan.bundle]
         back.add(f"{bundle.href}/manifest.json", bundle.manifest_sha256,
                  f"{bundle.name} manifest.json")
-        for control in scan.results.get("controls", []):
+        for control in scan.results.controls:
             obs = _observation(scan, control, bundle, seed, back)
             observations.append(obs)
-            titles[control["id"]] = control.get("title") or control["id"]
-            criteria.update(control.get("criteria", []))
-            if control["status"] == "fail":
-                failing.setdefault(control["id"], []).append(obs["uuid"])
-            elif control["status"] == "excepted":
-                excepted.setdefault(control["id"], []).append(obs["uuid"])
+            titles[control.id] = control.title or control.id
+            criteria.update(control.criteria)
+            if control.status is Status.FAIL:
+                failing.setdefault(control.id, []).append(obs["uuid"])
+            elif control.status is Status.EXCEPTED:
+                excepted.setdefault(control.id, []).append(obs["uuid"])
     risks = _risks(exceptions, seed, excepted)
     risk_ids: dict[str, list[str]] = {}
     for e, r in zip(exceptions, risks):
@@ -195,8 +196,8 @@ def build_assessment_results(scans: list[Scan], bundles: dict[str, BundleFiles],
         "description": (f"Nightly automated evaluations of {len(titles)} controls in {len(scans)} "
                         f"scan(s) between {start.isoformat()} and {end.isoformat()} (UTC). Every "
                         "bundle's files and the hash chain were verified before this export."),
-        "start": first.results["scan"]["started_at"],
-        "end": last.results["scan"].get("finished_at") or last.results["scan"]["started_at"],
+        "start": isoformat(first.results.scan.started_at),
+        "end": isoformat(last.results.scan.finished_at or last.results.scan.started_at),
         "props": [_prop("period-start", start.isoformat()), _prop("period-end", end.isoformat())],
         "reviewed-controls": {"control-selections": [
             {"include-controls": [{"control-id": c} for c in sorted(criteria)]}

@@ -72,7 +72,7 @@ def make_history(out_dir: Path, start: date, nights: int, skip: set[int],
                     continue
                 outcome = run_scan(config, out_dir=out_dir, now=at(day, when), demo=True,
                                    exceptions=exceptions)
-                statuses = {c["id"]: c["status"] for c in outcome.results["controls"]}
+                statuses = {c.id: c.status.value for c in outcome.results.controls}
                 if baseline_pending:  # controls the demo does not seed keep their first status
                     truth = {**statuses, **truth}
                     baseline_pending = False

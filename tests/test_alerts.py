@@ -23,7 +23,7 @@ from attest import alerts
 from attest.alerts import (AlertsConfig, Change, PagerDutyAlert, SlackAlert, recoveries,
                            regressions, send_alerts)
 from attest.model import ControlResult, Finding, Status
-from attest.scan import summarize
+from attest.results import Results, ScanInfo, build_results
 from collectors.datadog.collector import Config as DatadogConfig
 
 STORE = "acme-prod"
@@ -178,8 +178,8 @@ CONTROLS = {
 
 
 def results(statuses: dict[str, str], *, bundle: str = "2026-11-22T02-00-00Z",
-            failing: int = 1, catalog: dict[str, tuple[str, str, str]] = CONTROLS) -> dict[str, Any]:
-    """Scan results as run_scan writes them (ControlResult.to_json, attest.scan.summarize)."""
+            failing: int = 1, catalog: dict[str, tuple[str, str, str]] = CONTROLS) -> Results:
+    """Scan results as run_scan writes them (attest.results.build_results)."""
     controls = []
     for cid, status in statuses.items():
         title, severity, source = catalog[cid]
@@ -191,17 +191,25 @@ def results(statuses: dict[str, str], *, bundle: str = "2026-11-22T02-00-00Z",
             findings = [Finding("arn:aws:cloudtrail:us-east-1:123456789012:trail/ok", Status(status))]
         controls.append(ControlResult(id=cid, title=title, criteria=["CC7.2"], source=source,
                                       severity=severity, status=Status(status), findings=findings,
-                                      evidence=[]).to_json())
-    return {"scan": {"id": f"scan-{bundle}", "bundle": bundle, "started_at": "2026-11-22T02:00:00Z",
-                     "finished_at": "2026-11-22T02:03:00Z", "incomplete": []},
-            "summary": summarize(controls), "controls": controls}
+                                      evidence=[]))
+    return build_results(controls, ScanInfo(id=f"scan-{bundle}", bundle=bundle,
+                                            started_at="2026-11-22T02:00:00Z",
+                                            finished_at="2026-11-22T02:03:00Z"))
+
+
+def edited(results: Results, edit: Callable[[dict[str, Any]], Any]) -> Results:
+    """``results`` with its JSON form changed by ``edit``."""
+    data = results.to_json()
+    edit(data)
+    return Results.model_validate(data)
 
 
 ALL_PASS = {cid: "pass" for cid in CONTROLS}
 ONE_FAILS = {**ALL_PASS, "aws.cloudtrail.multi_region": "fail"}
 
 
-def send(r: dict[str, Receiver], *, current: dict | None, previous: dict | None, **kw: Any) -> dict[str, str]:
+def send(r: dict[str, Receiver], *, current: Results | None, previous: Results | None,
+         **kw: Any) -> dict[str, str]:
     config, datadog = config_for(r)
     return send_alerts(config, current=current, previous=previous, store=STORE, datadog=datadog, **kw)
 
@@ -247,8 +255,8 @@ def test_recoveries_are_fail_or_error_to_pass_excepted_or_not_applicable() -> No
     assert [(c.id, c.before, c.after) for c in changes] == [
         ("aws.cloudtrail.multi_region", "fail", "pass"), ("github.org_2fa_required", "error", "excepted")]
     assert changes[0].reason.startswith("arn:aws:cloudtrail:us-east-1:123456789012:trail/t0")
-    previous["controls"][2]["status"] = "error"
-    current["controls"][2]["status"] = "not_applicable"
+    previous = edited(previous, lambda d: d["controls"][2].update(status="error"))
+    current = edited(current, lambda d: d["controls"][2].update(status="not_applicable"))
     assert [c.id for c in recoveries(previous, current)][-1] == "okta.mfa_enrolled"
     assert recoveries(None, current) == []
 
@@ -256,7 +264,7 @@ def test_recoveries_are_fail_or_error_to_pass_excepted_or_not_applicable() -> No
 def test_reason_is_truncated() -> None:
     previous = results(ALL_PASS)
     current = results(ONE_FAILS)
-    current["controls"][0]["findings"][0]["detail"] = "x" * 5000
+    current = edited(current, lambda d: d["controls"][0]["findings"][0].update(detail="x" * 5000))
     (change,) = regressions(previous, current)
     assert len(change.reason) <= alerts.REASON_CHARS
 
@@ -277,7 +285,7 @@ def test_one_regression_reaches_each_channel_exactly_once(receivers: dict[str, R
     assert slack["headers"]["content-type"].startswith("application/json")
     body = slack["json"]
     assert "aws.cloudtrail.multi_region (pass -> fail)" in body["text"]
-    assert STORE in body["text"] and current["scan"]["bundle"] in body["text"]
+    assert STORE in body["text"] and current.scan.bundle in body["text"]
     assert body["blocks"][0]["type"] == "header"
     assert body["blocks"][0]["text"] == {"type": "plain_text",
                                          "text": f"attest: 1 control regressed ({STORE})"}
@@ -287,7 +295,7 @@ def test_one_regression_reaches_each_channel_exactly_once(receivers: dict[str, R
     assert "`aws.cloudtrail.multi_region`" in text and "pass → *fail*" in text
     assert "250 failing findings" in text and "trail/t0: trail t0 is single-region" in text
     context = body["blocks"][-1]["elements"][0]["text"]
-    assert STORE in context and current["scan"]["bundle"] in context
+    assert STORE in context and current.scan.bundle in context
     assert "<https://attest.example/report.html|Report>" in context
     assert body["unfurl_links"] is False
 
@@ -307,7 +315,7 @@ def test_one_regression_reaches_each_channel_exactly_once(receivers: dict[str, R
     details = payload["custom_details"]
     assert details["failing_findings"] == 250 and details["before"] == "pass"
     assert details["after"] == "fail" and details["store"] == STORE
-    assert details["bundle"] == current["scan"]["bundle"] and details["criteria"] == ["CC7.2"]
+    assert details["bundle"] == current.scan.bundle and details["criteria"] == ["CC7.2"]
     assert event["links"] == [{"href": "https://attest.example/report.html", "text": "attest report"}]
 
     dd = receivers["datadog"]

@@ -10,14 +10,16 @@ import yaml
 
 from attest.cli import main
 from attest.config import load_config
+from attest.results import Results
 from attest.scan import exit_code_for, run_scan
 from controls import load_catalog
 from tests.conftest import NOW
 
 
-def results(*statuses: str, incomplete: list[str] | None = None) -> dict:
-    return {"scan": {"incomplete": incomplete or []},
-            "controls": [{"id": f"c{i}", "status": s} for i, s in enumerate(statuses)]}
+def results(*statuses: str, incomplete: list[str] | None = None) -> Results:
+    return Results.model_validate({
+        "scan": {"started_at": NOW, "incomplete": incomplete or []},
+        "controls": [{"id": f"c{i}", "status": s} for i, s in enumerate(statuses)]})
 
 
 @pytest.mark.parametrize("statuses,incomplete,code", [
@@ -45,8 +47,8 @@ def test_one_source_denied_is_exit_3_and_others_carry_on(demo, tmp_path: Path,
     cfg = {**demo.config, "okta": {**demo.config["okta"], "token": "${ATTEST_TEST_BAD_TOKEN}"}}
     outcome = run_scan(load_config(None, overrides=cfg), out_dir=tmp_path / "out", now=NOW)
     by_source: dict[str, set[str]] = {}
-    for c in outcome.results["controls"]:
-        by_source.setdefault(c["source"], set()).add(c["status"])
+    for c in outcome.results.controls:
+        by_source.setdefault(c.source, set()).add(c.status.value)
     assert by_source["okta"] == {"error"}
     assert "error" not in by_source["aws"] | by_source["github"] | by_source["datadog"]
     assert outcome.exit_code == 3

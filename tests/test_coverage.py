@@ -6,22 +6,24 @@ from datetime import date, datetime, timezone
 
 import pandas as pd
 
+from attest.results import Results
 from reports.coverage import NO_SCAN, NOT_EVALUATED, Scan, build_coverage, worst
 from reports.export import Period, render_coverage
 
 D1, D2, D3, D4 = (date(2026, 10, d) for d in (1, 2, 3, 4))
 
 
-def scan(day: date, hour: int, statuses: dict[str, str], bundle: str | None = None) -> Scan:
+def scan(day: date, hour: int, statuses: dict[str, str], bundle: str | None = None,
+         title: str | None = None) -> Scan:
     started = datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
-    controls = [{"id": cid, "title": f"title of {cid}", "criteria": ["CC6.1"], "source": "aws",
+    controls = [{"id": cid, "title": title or f"title of {cid}", "criteria": ["CC6.1"], "source": "aws",
                  "severity": "high", "status": st,
                  "findings": [{"resource": f"r-{cid}", "status": st, "detail": "d"}]}
                 for cid, st in statuses.items()]
     name = bundle or started.strftime("%Y%m%dT%H%M%SZ")
     return Scan(bundle=name, started_at=started,
-                results={"scan": {"started_at": started.isoformat(), "bundle": name},
-                         "controls": controls})
+                results=Results.model_validate({"scan": {"started_at": started.isoformat(),
+                                                         "bundle": name}, "controls": controls}))
 
 
 def test_worst_status_of_a_day():
@@ -59,8 +61,7 @@ def test_csv_and_xlsx_round_trip_to_the_same_frame():
 
 def test_coverage_page_escapes_names_and_shows_gaps():
     evil = '<script>alert("x")</script>'
-    scans = [scan(D1, 2, {evil: "fail"}), scan(D3, 2, {evil: "pass"})]
-    scans[0].results["controls"][0]["title"] = '<img src=x onerror="boom">'
+    scans = [scan(D1, 2, {evil: "fail"}, title='<img src=x onerror="boom">'), scan(D3, 2, {evil: "pass"})]
     cov = build_coverage(scans, D1, D3)
     html = render_coverage(cov, Period(D1, D3, bundles=[], scans=scans, manifest_sha={}))
     assert "<script>alert" not in html and "<img src=x" not in html

@@ -4,9 +4,10 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 
+from attest.results import Results
 from reports.formats import to_csv, to_junit
 
-RESULTS = {
+RESULTS_JSON = {
     "scan": {"started_at": "2026-11-22T02:00:00Z"},
     "controls": [
         {"id": "aws.s3.encrypted", "title": "Buckets encrypted", "criteria": ["CC6.1"], "source": "aws",
@@ -24,12 +25,13 @@ RESULTS = {
          "severity": "critical", "status": "pass", "findings": [{"resource": "r", "status": "pass", "detail": ""}]},
     ],
 }
+RESULTS = Results.model_validate(RESULTS_JSON)
 
 
 def test_junit_one_case_per_control() -> None:
     suite = ET.fromstring(to_junit(RESULTS).split("\n", 1)[1])
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == [c["id"] for c in RESULTS["controls"]]
+    assert [c.get("name") for c in cases] == [c["id"] for c in RESULTS_JSON["controls"]]
     assert suite.get("tests") == "5" and suite.get("failures") == "1" and suite.get("errors") == "1"
     assert cases[0].find("failure").text == 'fail: arn:aws:s3:::a<b>: no SSE, "x"'
     assert cases[1].find("error") is not None

@@ -100,7 +100,7 @@ def test_scan_bundle_records_manual_evidence(demo_scan, tmp_path: Path, doc: Pat
     outcome = demo_scan(out=out)
     record = json.loads((outcome.bundle / "evidence/manual/store/manual.documents.json").read_text())
     assert record["payload"]["manual.penetration_test"][0]["sha256"] == meta["sha256"]
-    by_id = {c["id"]: c for c in outcome.results["controls"]}
+    by_id = {c.id: c.model_dump(mode="json") for c in outcome.results.controls}
     assert by_id["manual.penetration_test"]["findings"][0]["detail"].startswith("expiring")
     html = (outcome.bundle / "report.html").read_text(encoding="utf-8")
     assert "expiring" in html and "Pentest &lt;final&gt;" in html

@@ -16,6 +16,7 @@ from attest.cli import main
 from attest.engine import evaluate_control
 from attest.errors import UsageError
 from attest.manual import add_document
+from attest.results import Results
 from collectors.base import CollectContext
 from collectors.manual.collector import ManualCollector
 from controls import catalog_by_id
@@ -23,6 +24,11 @@ from reports.html import TREND_SCANS, build_view, cmd_report, evidence_digests, 
 
 EVIL = "<script>alert(1)</script>"
 EVIL_IMG = '<img src=x onerror="alert(2)">'
+
+
+def R(data: dict[str, Any]) -> Results:
+    """The typed results of a hand-built results.json document."""
+    return Results.model_validate(data)
 
 
 def finding(resource: str, status: str, detail: str = "") -> dict[str, Any]:
@@ -87,7 +93,7 @@ def write_bundle(out: Path, res: dict[str, Any], files: dict[str, bytes] | None 
 
 
 def test_api_strings_are_escaped_everywhere() -> None:
-    html = render_report(sample(), [])
+    html = render_report(R(sample()), [])
     assert EVIL not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=" in html
@@ -100,28 +106,28 @@ def test_api_strings_are_escaped_everywhere() -> None:
 
 
 def test_self_contained_no_network_references() -> None:
-    html = render_report(sample(), [])
+    html = render_report(R(sample()), [])
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
     assert "<link" not in html and "@import" not in html and "url(" not in html
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
 
 
 def test_readiness_per_criteria_family() -> None:
-    view = build_view(sample(), [])
+    view = build_view(R(sample()), [])
     fams = {f["family"]: f for f in view["families"]}
     assert list(fams) == ["CC6", "CC7", "A1"]     # TSC order, CC before A
     assert fams["CC6"]["readiness"] == 50.0        # root_mfa pass, s3 fail, okta skipped (not judged)
     assert fams["CC6"]["total"] == 3
     assert fams["CC7"]["readiness"] == 0.0
     assert fams["A1"]["readiness"] == 100.0
-    html = render_report(sample(), [])
+    html = render_report(R(sample()), [])
     assert 'data-family="CC6"' in html and "Logical and physical access" in html
     assert "50.0%" in html                          # overall: 2 of 4 judged controls pass
     assert view["summary"]["readiness"] == 50.0
 
 
 def test_filters_and_sortable_columns_present() -> None:
-    html = render_report(sample(), [])
+    html = render_report(R(sample()), [])
     for select in ("f-status", "f-source", "f-criterion"):
         assert f'id="{select}"' in html
     status_options = re.search(r'id="f-status">(.*?)</select>', html, re.S).group(1)
@@ -135,7 +141,7 @@ def test_filters_and_sortable_columns_present() -> None:
 
 def test_control_details_and_evidence_sha256() -> None:
     sha = {"evidence/aws/1/global/aws.s3.buckets.json": "a1" * 32}
-    html = render_report(sample(), [], evidence_sha256=sha)
+    html = render_report(R(sample()), [], evidence_sha256=sha)
     assert "a1" * 32 in html
     assert "evidence/aws/1/global/aws.iam.credential_report.json" in html
     assert "not recorded" in html                   # a file without a known hash says so
@@ -145,7 +151,7 @@ def test_control_details_and_evidence_sha256() -> None:
 
 
 def test_sources_section_says_skipped_with_reason() -> None:
-    html = render_report(sample(), [])
+    html = render_report(R(sample()), [])
     section = re.search(r'<section class="card" id="sources">(.*?)</section>', html, re.S).group(1)
     assert "okta" in section and "skipped: no &#39;okta&#39; section in the config" in section
     assert section.count("badge collected") == 2
@@ -155,7 +161,7 @@ def test_trend_has_one_point_per_scan(tmp_path: Path) -> None:
     history = [write_bundle(tmp_path, results([control("aws.a.b", "pass", ["CC6.1"])],
                                               bundle=f"2025030{i}T090000Z", readiness=r))
                for i, r in enumerate((40.0, 55.5, 70.0))]
-    html = render_report(sample(), history)
+    html = render_report(R(sample()), history)
     svg = re.search(r'<svg [^>]*id="trend">(.*?)</svg>', html, re.S).group(1)
     assert svg.count('class="trend-point') == 4
     assert "polyline" in svg
@@ -163,7 +169,7 @@ def test_trend_has_one_point_per_scan(tmp_path: Path) -> None:
 
 
 def test_first_scan_has_nothing_to_compare() -> None:
-    html = render_report(sample(), [])
+    html = render_report(R(sample()), [])
     assert "This is the first scan in this output folder" in html
 
 
@@ -175,16 +181,20 @@ def test_changes_since_previous_scan(tmp_path: Path) -> None:
         control("aws.guardduty.enabled", "pass", ["CC7.2"], [finding("aws:1:eu-west-1", "pass")]),
     ], bundle="20250301T090000Z")
     prev = write_bundle(tmp_path, old)
-    view = build_view(sample(), [prev])
+    view = build_view(R(sample()), [prev])
     d = view["diff"]
     assert d["old"]["bundle"] == "20250301T090000Z"
     assert [(e["resource"], e["new"]) for e in d["problems"]] == [
         (f"arn:aws:s3:::{EVIL}", "fail"), ("aws:1:eu-west-1", "error")]
-    assert [(e["resource"], e["new"]) for e in d["fixed"]] == [("arn:aws:s3:::fixed-bucket", None)]
-    html = render_report(sample(), [prev])
+    # a failing bucket the new scan does not report is gone, not fixed
+    assert d["fixed"] == []
+    assert [(e["resource"], e["why"]) for e in d["gone"]] == [("arn:aws:s3:::fixed-bucket",
+                                                               "no longer present")]
+    html = render_report(R(sample()), [prev])
     section = re.search(r'<section class="card" id="changes">(.*?)</section>', html, re.S).group(1)
     assert "20250301T090000Z" in section
-    assert "fixed-bucket" in section and "no longer reported" in section
+    gone = re.search(r'<table class="compact" id="gone">(.*?)</table>', section, re.S).group(1)
+    assert "fixed-bucket" in gone and "no longer present" in gone
     assert "&lt;script&gt;" in section and EVIL not in section
     assert "aws.guardduty.enabled" in section         # status change pass -> error
 
@@ -199,13 +209,13 @@ def test_exceptions_and_manual_evidence() -> None:
     res["exceptions"] = [{"control": "aws.s3.public_access_block", "resource": "arn:aws:s3:::www",
                           "reason": "public website", "approved_by": "cto@example.com",
                           "approved_on": None, "expires": "2025-06-30", "status": "active"}]
-    html = render_report(res, [])
+    html = render_report(R(res), [])
     manual = re.search(r'<section class="card" id="manual">(.*?)</section>', html, re.S).group(1)
     assert "pentest-2023.pdf" in manual and "badge expired" in manual
     exc = re.search(r'<section class="card" id="exceptions">(.*?)</section>', html, re.S).group(1)
     assert "cto@example.com" in exc and "2025-06-30" in exc and "public website" in exc
-    assert "No exceptions are in force" in render_report(sample(), [])
-    assert 'id="manual"' not in render_report(sample(), [])
+    assert "No exceptions are in force" in render_report(R(sample()), [])
+    assert 'id="manual"' not in render_report(R(sample()), [])
 
 
 def test_manual_state_is_the_rules_not_a_word_in_the_file_name(tmp_path: Path) -> None:
@@ -220,7 +230,7 @@ def test_manual_state_is_the_rules_not_a_word_in_the_file_name(tmp_path: Path) -
     assert result["findings"][0]["detail"].startswith("current: Expired-certs policy.pdf")
     res = sample()
     res["controls"].append(result)
-    html = render_report(res, [])
+    html = render_report(R(res), [])
     manual = re.search(r'<section class="card" id="manual">(.*?)</section>', html, re.S).group(1)
     assert "Expired-certs policy.pdf" in manual
     assert "badge current" in manual and "badge expired" not in manual
@@ -235,9 +245,9 @@ def test_exceptions_listed_once_whether_from_results_or_controls() -> None:
     expected = [{"control": "aws.s3.public_access_block", "resource": "arn:aws:s3:::www",
                  "reason": "public website", "approver": "cto@example.com",
                  "expires": "2025-06-30", "state": "active"}]
-    assert build_view(res, [])["exceptions"] == expected       # applied by a control only
+    assert build_view(R(res), [])["exceptions"] == expected       # applied by a control only
     res["exceptions"] = [entry]
-    assert build_view(res, [])["exceptions"] == expected       # listed and applied: once
+    assert build_view(R(res), [])["exceptions"] == expected       # listed and applied: once
 
 
 def test_trend_reads_the_last_90_bundles_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,7 +257,7 @@ def test_trend_reads_the_last_90_bundles_only(tmp_path: Path, monkeypatch: pytes
     read: list[Path] = []
     real = reports.html._read_results
     monkeypatch.setattr(reports.html, "_read_results", lambda b: read.append(b) or real(b))
-    html = render_report(sample(), history)
+    html = render_report(R(sample()), history)
     assert read == history[-TREND_SCANS:]
     assert html.count('class="trend-point') == TREND_SCANS + 1
     assert f"the last {TREND_SCANS + 1} scans in this output folder" in html
@@ -258,9 +268,9 @@ def test_evidence_digests_from_manifest_or_files(tmp_path: Path) -> None:
     res = sample()
     rel = "evidence/aws/1/global/aws.s3.buckets.json"
     bundle = write_bundle(tmp_path, res, {rel: b"{}\n"})
-    assert evidence_digests(bundle, res) == {rel: "f" * 64}     # the manifest's word
+    assert evidence_digests(bundle, R(res)) == {rel: "f" * 64}     # the manifest's word
     (bundle / "manifest.json").unlink()                          # a bundle still being written
-    assert evidence_digests(bundle, res) == {
+    assert evidence_digests(bundle, R(res)) == {
         rel: "ca3d163bab055381827226140568f3bef7eaac187cebd76878e0b63e9e442356"}
 
 
@@ -300,7 +310,7 @@ def test_cmd_report_default_out_is_cwd(tmp_path: Path, monkeypatch: pytest.Monke
 def test_numbered_remediation_becomes_a_list() -> None:
     res = sample()
     res["controls"][1]["remediation"] = "Risk: public data. 1. Open S3 <b>. 2. Tick v1.2 boxes. 3. Save."
-    html = render_report(res, [])
+    html = render_report(R(res), [])
     assert ("<p>Risk: public data.</p><ol><li>Open S3 &lt;b&gt;.</li><li>Tick v1.2 boxes.</li>"
             "<li>Save.</li></ol>") in html
 
@@ -308,7 +318,7 @@ def test_numbered_remediation_becomes_a_list() -> None:
 def test_source_with_unreadable_evidence_is_partial() -> None:
     res = sample()
     res["scan"]["incomplete"] = ["aws.guardduty.detectors aws:1:eu-west-1", "aws.kms.keys aws:1:eu-west-1"]
-    html = render_report(res, [])
+    html = render_report(R(res), [])
     section = re.search(r'<section class="card" id="sources">(.*?)</section>', html, re.S).group(1)
     assert "badge partial" in section and "2 evidence items could not be read" in section
     assert "aws.kms.keys aws:1:eu-west-1" in section
@@ -316,5 +326,31 @@ def test_source_with_unreadable_evidence_is_partial() -> None:
 
 def test_unchanged_scan_says_no_changes(tmp_path: Path) -> None:
     prev = write_bundle(tmp_path, {**sample(), "scan": {**sample()["scan"], "bundle": "20250301T090000Z"}})
-    html = render_report(sample(), [prev])
+    html = render_report(R(sample()), [prev])
     assert "No changes: every control and every resource has the same status" in html
+
+
+def test_changes_panel_tells_fixed_from_gone_and_explains_readiness(tmp_path: Path) -> None:
+    pr = "github.changes_reviewed"
+    old = results([
+        control("aws.s3.public_access_block", "fail", ["CC6.1"],
+                [finding("arn:aws:s3:::now-private", "fail", "public")]),
+        control(pr, "fail", ["CC8.1"], [finding("acme/ui#7", "fail", "merged without review")]),
+        control("aws.iam.root_mfa", "pass", ["CC6.1"], [finding("root", "pass")]),
+    ], bundle="20250301T090000Z")
+    new = results([
+        control("aws.s3.public_access_block", "pass", ["CC6.1"],
+                [finding("arn:aws:s3:::now-private", "pass")]),
+        control(pr, "not_applicable", ["CC8.1"]),
+        control("aws.iam.root_mfa", "pass", ["CC6.1"], [finding("root", "pass")]),
+    ])
+    html = render_report(R(new), [write_bundle(tmp_path, old)])
+    section = re.search(r'<section class="card" id="changes">(.*?)</section>', html, re.S).group(1)
+    fixed = re.search(r"<h3>Fixed</h3>(.*?)</table>", section, re.S).group(1)
+    assert "now-private" in fixed and "acme/ui#7" not in fixed
+    gone = re.search(r'<table class="compact" id="gone">(.*?)</table>', section, re.S).group(1)
+    assert "acme/ui#7" in gone and "left the look-back window" in gone
+    explained = re.search(r'<p class="muted" id="readiness-explained">(.*?)</p>', section).group(1)
+    assert explained == ("readiness 33.3% → 100.0%: github.changes_reviewed became not_applicable "
+                         "(nothing to judge in its look-back window), which removes it from the "
+                         "denominator; and 1 control changed verdict (see the status changes)")

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from attest.results import Results
 from reports.html import render_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,7 +68,7 @@ def report(tmp_path: Path) -> Path:
     prev = tmp_path / "out" / "20250301T090000Z"
     prev.mkdir(parents=True)
     (prev / "results.json").write_text(json.dumps(_results("20250301T090000Z", 40.0, CONTROLS[:2])))
-    html = render_report(_results("20250302T090000Z", 50.0, CONTROLS), [prev],
+    html = render_report(Results.model_validate(_results("20250302T090000Z", 50.0, CONTROLS)), [prev],
                          evidence_sha256={"evidence/aws/x/aws.iam.root_mfa.json": "ab" * 32})
     path = tmp_path / "report.html"
     path.write_text(html, encoding="utf-8")

@@ -38,16 +38,18 @@ def test_a_failed_night_leaves_no_hole_in_the_review_window(demo, tmp_path: Path
 
 def test_times_are_ordered(demo_scan) -> None:
     outcome = demo_scan()
-    scan = outcome.results["scan"]
+    scan = json.loads((outcome.bundle / "results.json").read_text())["scan"]
     manifest = json.loads((outcome.bundle / "manifest.json").read_text())
     assert parse_time(scan["started_at"]) <= parse_time(scan["finished_at"])
     assert manifest["created_at"] == scan["finished_at"]
+    assert outcome.results.scan.finished_at == parse_time(scan["finished_at"])
 
 
 def test_a_collector_crashing_midway_can_never_pass() -> None:
     from attest.engine import evaluate_control
     from attest.model import Status
-    from attest.scan import _collect_source, exit_code_for, summarize
+    from attest.results import ScanInfo, build_results
+    from attest.scan import _collect_source, exit_code_for
     from collectors.base import CollectContext
     from controls import catalog_by_id
 
@@ -65,7 +67,6 @@ def test_a_collector_crashing_midway_can_never_pass() -> None:
     control = catalog_by_id()["aws.ebs.default_encryption"]
     result = evaluate_control(control, records, control.param_values(), NOW)
     assert result.status is Status.ERROR
-    controls = [result.to_json()]
     incomplete = [f"{r.name} {r.scope}" for r in records if not r.state.known]
-    assert exit_code_for({"scan": {"incomplete": incomplete}, "controls": controls,
-                          "summary": summarize(controls)}) == 3
+    assert exit_code_for(build_results([result], ScanInfo(started_at=NOW,
+                                                          incomplete=incomplete))) == 3

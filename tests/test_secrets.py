@@ -44,7 +44,7 @@ def test_no_secret_reaches_any_written_file(demo, tmp_path: Path, monkeypatch: p
     for path, data in blobs.items():
         for secret in secrets:
             assert secret.encode() not in data, f"{secret[:6]}... leaked into {path}"
-    assert outcome.results["scan"]["sources"]["aws"]["status"] == "collected"
+    assert outcome.results.scan.sources["aws"].status == "collected"
 
 
 def test_no_secret_reaches_the_auditor_export(demo, tmp_path: Path,
