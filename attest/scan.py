@@ -373,7 +373,7 @@ def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: Loa
         results["scan"]["finished_at"] = isoformat(clock())
         previous_results = chain.results(head[0]) if head else None
         writer.write_json(RESULTS, results)
-        _write_report(writer, results, chain)
+        _write_report(writer, results, chain, signed=seal.signer is not None)
         log.info("scan %s finished: %s", name, results["summary"]["counts"])
         writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
         manifest = build_manifest(writer.digests, scan_id=results["scan"]["id"],
@@ -399,9 +399,11 @@ def _seal(writer: BundleWriter, results: dict[str, Any], seal: Seal, config: Loa
     return bundle, previous_results, store_error
 
 
-def _write_report(writer: BundleWriter, results: dict[str, Any], chain: Chain) -> None:
+def _write_report(writer: BundleWriter, results: dict[str, Any], chain: Chain, *,
+                  signed: bool = False) -> None:
     from reports.html import TREND_SCANS, render_report
     digests = {path: sha for path, (sha, _) in writer.digests.items()}  # hashed once, as written
     with chain.history(TREND_SCANS + 1) as history:
-        html = render_report(results, history, evidence_sha256=digests)
+        html = render_report(results, history, evidence_sha256=digests, signed=signed,
+                             bundle_dir=writer.out_dir / results["scan"]["bundle"])
     writer.write_bytes("report.html", html.encode("utf-8"))
