@@ -263,7 +263,9 @@ def render_readme(ctx: dict[str, Any]) -> str:
     lines += ["", "Manual evidence documents recorded in the period (control, file name, sha256, "
               "valid until, status at the last scan; file in this zip):"]
     lines += [f"  {d['control']}  {d['filename']}  {d['sha256']}  valid until {d['valid_until']}  "
-              f"{d['status']}\n      {d['archive_path']} (first recorded by {d['bundle']})"
+              f"{d['status']}\n      {d['archive_path']} ("
+              + (f"stored as {d['path']}, " if d["path"] != d["archive_path"] else "")
+              + f"first recorded by {d['bundle']})"
               for d in ctx["documents"]] or ["  none"]
     return "\n".join(lines) + "\n"
 

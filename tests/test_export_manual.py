@@ -95,6 +95,7 @@ def test_documents_are_in_the_zip_with_matching_hashes(history, tmp_path):
             assert meta["sha256"] in text and meta["valid_until"] in text
             assert meta["control"] in text and in_zip[key] in text
         assert f'<a href="{in_zip[key]}">' in index              # the link opens the file
+        assert meta["path"] in readme and meta["path"] in index   # as the bundles record it
     assert "..Pentest <final> report é.pdf" in readme
     assert "..Pentest &lt;final&gt; report é.pdf" in index and "<final>" not in index
     lines = {m: next(line for line in readme.splitlines() if docs[m]["sha256"] in line)
