@@ -372,7 +372,7 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
         results = results.sealed(bundle=name, finished_at=clock())
         previous_results = chain.results(head[0]) if head else None
         writer.write_bytes(RESULTS, results.to_bytes())
-        _write_report(writer, results, chain)
+        _write_report(writer, results, chain, signed=seal.signer is not None)
         log.info("scan %s finished: %s", name,
                  {s.value: n for s, n in results.summary.counts.items()})
         writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
@@ -400,9 +400,11 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
     return bundle, results, previous_results, store_error
 
 
-def _write_report(writer: BundleWriter, results: Results, chain: Chain) -> None:
+def _write_report(writer: BundleWriter, results: Results, chain: Chain, *,
+                  signed: bool = False) -> None:
     from reports.html import TREND_SCANS, render_report
     digests = {path: sha for path, (sha, _) in writer.digests.items()}  # hashed once, as written
     with chain.history(TREND_SCANS + 1) as history:
-        html = render_report(results, history, evidence_sha256=digests)
+        html = render_report(results, history, evidence_sha256=digests, signed=signed,
+                             bundle_dir=writer.out_dir / str(results.scan.bundle))
     writer.write_bytes("report.html", html.encode("utf-8"))

@@ -32,6 +32,7 @@ from attest.model import canonical_json, isoformat, sha256_bytes, utcnow
 from attest.store import bundle_time, list_bundles, read_results
 from reports._results import exception_key, listed_exceptions
 from reports.coverage import Coverage, Scan, build_coverage, period_days
+from reports.display import day_ranges
 from reports.export_manual import Document, read_document, recorded_documents
 from reports.integrity import claims
 from reports.oscal import BundleFiles, build_assessment_results
@@ -169,6 +170,7 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime,
     for s in period.scans:
         by_day.setdefault(s.day.isoformat(), []).append(s.bundle)
     days = [d.isoformat() for d in period_days(period.start, period.end)]
+    missing_days = [d for d in days if d not in by_day]
     verify_command = ("attest verify --allow-pruned bundles/"
                       if period.predecessor or period.unverified_link else "attest verify bundles/")
     integrity_claims, left_open = claims(
@@ -184,7 +186,8 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime,
                      "manifest_sha256": period.manifest_sha[s.bundle],
                      "counts": {k.value: v for k, v in s.results.summary.counts.items() if v}}
                     for s in period.scans],
-        "missing_days": [d for d in days if d not in by_day],
+        "missing_days": missing_days,
+        "missing_ranges": day_ranges(missing_days),
         "multi_days": {d: b for d, b in by_day.items() if len(b) > 1},
         "files": files,
         "exceptions": exceptions_in_period(period.scans),
@@ -245,7 +248,7 @@ def render_readme(ctx: dict[str, Any]) -> str:
     lines += ["", "Day = UTC date of a scan's start. Several scans on one day: the day's status is "
               "the worst (fail > error > excepted > pass > not_applicable > skipped).",
               f"Days without any scan ({len(ctx['missing_days'])}): "
-              + (", ".join(ctx["missing_days"]) or "none") + ". They are gaps, shown as no_scan.",
+              + (", ".join(ctx["missing_ranges"]) or "none") + ". They are gaps, shown as no_scan.",
               "", "Bundles (name, day, manifest sha256):"]
     lines += [f"  {b['name']}  {b['day']}  {b['manifest_sha256']}" for b in ctx["bundles"]]
     lines += ["", "Exceptions (accepted risks) seen in the period:"]
@@ -258,7 +261,9 @@ def render_readme(ctx: dict[str, Any]) -> str:
     lines += ["", "Manual evidence documents recorded in the period (control, file name, sha256, "
               "valid until, status at the last scan; file in this zip):"]
     lines += [f"  {d['control']}  {d['filename']}  {d['sha256']}  valid until {d['valid_until']}  "
-              f"{d['status']}\n      {d['path']} (first recorded by {d['bundle']})"
+              f"{d['status']}\n      {d['archive_path']} ("
+              + (f"stored as {d['path']}, " if d["path"] != d["archive_path"] else "")
+              + f"first recorded by {d['bundle']})"
               for d in ctx["documents"]] or ["  none"]
     return "\n".join(lines) + "\n"
 
@@ -332,7 +337,7 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
             bundles[b.name] = BundleFiles(b.name, f"bundles/{b.name}", period.manifest_sha[b.name],
                                           files)
         for doc in documents:
-            out.add(doc.path, read_document(out_dir, doc), bundle_time(doc.bundle))
+            out.add(doc.archive_path, read_document(out_dir, doc), bundle_time(doc.bundle))
         oscal = build_assessment_results(period.scans, bundles, start, end, ctx["exceptions"],
                                          generated_at)
         out.add(OSCAL_FILE, canonical_json(oscal), generated_at)

@@ -9,6 +9,7 @@ store's own meta.json, which could be replaced together with the document.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -34,10 +35,34 @@ class Document:
     bundle: str          # the first bundle of the period that recorded it
     status: str = ""     # at the last scan of the period
 
+    @property
+    def archive_path(self) -> str:
+        """Where the document goes in the export: its stored path, with the file name ending in
+        the original extension, so that the auditor's machine opens ``manual/.../policy.pdf``
+        as a PDF (the store keeps a sanitised name such as ``policy_v3.pdf-2e02d156``)."""
+        return archive_path(self.path, self.filename)
+
     def row(self) -> dict[str, Any]:
         return {"control": self.control, "path": self.path, "filename": self.filename,
                 "sha256": self.sha256, "valid_until": self.valid_until, "bundle": self.bundle,
-                "status": self.status}
+                "status": self.status, "archive_path": self.archive_path}
+
+
+_EXTENSION = re.compile(r"(?:\.tar)?\.[A-Za-z0-9]{1,10}$")
+
+
+def archive_path(stored: str, filename: str) -> str:
+    """``stored`` (a path in the manual store) with its last part ending in ``filename``'s
+    extension: ``.../policy_v3.pdf-2e02d156`` -> ``.../policy_v3-2e02d156.pdf``; unchanged when
+    it already ends so, or when the original name has no plain extension."""
+    ext = _EXTENSION.search(PurePosixPath(filename).name)
+    parent, _, name = stored.rpartition("/")
+    if ext is None or name.lower().endswith(ext.group().lower()):
+        return stored
+    suffix = ext.group()
+    cut = name.lower().rfind(suffix.lower() + "-")    # the store's "<name><ext>-<hash>" form
+    name = (name[:cut] + name[cut + len(suffix):] if cut > 0 else name) + suffix
+    return f"{parent}/{name}" if parent else name
 
 
 def _recorded(bundle: Path, manifest_sha: str) -> dict[str, list[dict[str, Any]]]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import os
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -25,6 +27,7 @@ from attest.model import STATUS_ORDER, Status, isoformat, parse_time, readiness
 from attest.results import ControlRecord, FindingRecord, Results
 from attest.store import bundle_sort_key, is_bundle, list_bundles, read_results
 from controls import criteria, criteria_family
+from reports import display
 from reports._results import listed_exceptions
 from reports.diff import diff_results, is_empty
 
@@ -53,6 +56,10 @@ def _env() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["when"] = format_time
+    env.filters["ident"] = display.ident          # control ids wrap after a dot only
+    env.filters["resource"] = display.resource    # ARNs and other resources after : / @
+    env.filters["path"] = display.path            # bundle files after a /
+    env.filters["code"] = display.code            # inline commands between words
     return env
 
 
@@ -90,7 +97,8 @@ def _json(findings: Any) -> list[dict[str, Any]]:
     return [f.model_dump(mode="json") for f in findings]
 
 
-def _control_view(c: ControlRecord, sha: dict[str, str]) -> dict[str, Any]:
+def _control_view(c: ControlRecord, sha: dict[str, str],
+                  evidence_base: str | None = "") -> dict[str, Any]:
     findings: list[FindingRecord] = c.findings
     titles = criteria()
     return {
@@ -101,18 +109,19 @@ def _control_view(c: ControlRecord, sha: dict[str, str]) -> dict[str, Any]:
         "excepted_findings": _json(f for f in findings if f.status is Status.EXCEPTED),
         "passed": sum(1 for f in findings if f.status is Status.PASS),
         "others": _json(f for f in findings if f.status not in (*BAD, "excepted", "pass")),
-        "evidence_files": [{"path": p, "sha256": sha.get(p)} for p in c.evidence],
-        "remediation_steps": remediation_steps(c.remediation),
+        "evidence_files": [{"path": p, "sha256": sha.get(p), "href": evidence_href(p, evidence_base)}
+                           for p in c.evidence],
+        "remediation_blocks": display.remediation_blocks(c.remediation),
+        "description_spans": display.code_spans(c.description),
     }
 
 
-def remediation_steps(text: str) -> tuple[str, list[str]]:
-    """(lead-in, numbered steps) when the text is written as '... 1. do this 2. do that'."""
-    parts = re.split(r"(?:^|\s)(\d{1,2})[.)]\s+", text.strip())
-    numbers = parts[1::2]
-    if len(numbers) < 2 or numbers != [str(i) for i in range(1, len(numbers) + 1)]:
-        return text, []
-    return parts[0].strip(), [p.strip() for p in parts[2::2]]
+def evidence_href(path: str, base: str | None) -> str | None:
+    """A link to a bundle file, relative to where the report is (``base`` = the bundle folder as
+    seen from the report: "" when the report sits in the bundle root); None: no link."""
+    if base is None or not path or path.startswith("/") or ".." in path.split("/"):
+        return None
+    return quote(f"{base}{path}", safe="/")
 
 
 def _manual(controls: list[ControlRecord]) -> list[dict[str, Any]]:
@@ -210,7 +219,8 @@ def _trend(points: list[tuple[str, str, float]]) -> dict[str, Any]:
 
 
 def build_view(results: Results, history: list[Path],
-               evidence_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+               evidence_sha256: dict[str, str] | None = None, *, evidence_base: str | None = "",
+               bundle_dir: str | Path | None = None, signed: bool = False) -> dict[str, Any]:
     scan = results.scan
     controls = results.controls
     sha = evidence_sha256 or {}
@@ -220,7 +230,7 @@ def build_view(results: Results, history: list[Path],
     if results.summary.readiness is not None:
         points.append((scan.bundle or "", isoformat(scan.started_at), results.summary.readiness))
     diff = diff_results(past[-1][1], results) if past else None
-    views = sorted((_control_view(c, sha) for c in controls),
+    views = sorted((_control_view(c, sha, evidence_base) for c in controls),
                    key=lambda c: (STATUS_ORDER.index(c["status"]),
                                   SEVERITY_ORDER.index(c["severity"]) if c["severity"] in SEVERITY_ORDER else 9,
                                   c["id"]))
@@ -246,21 +256,50 @@ def build_view(results: Results, history: list[Path],
         "status_order": list(STATUS_ORDER),
         "severity_order": list(SEVERITY_ORDER),
         "generated": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "verify": _verify_view(scan, bundle_dir, signed, in_bundle=evidence_base == ""),
     }
 
 
+# The demo writes its throwaway key pair beside its bundles (collectors.manual.demo.demo_signing_key).
+DEMO_PUBLIC_KEY = "demo-signing-key.pub.pem"
+
+
+def _verify_view(scan: Any, bundle_dir: str | Path | None, signed: bool,
+                 in_bundle: bool) -> dict[str, Any]:
+    """The footer's ``attest verify`` command, with the bundle's absolute path (so it runs from
+    any folder) and ``--public-key`` for a signed bundle. When the report sits in its bundle,
+    the page's script puts in the folder the report is actually opened from (a copied or
+    unzipped bundle); the data attributes tell it how."""
+    folder = str(bundle_dir) if bundle_dir else None
+    if folder and "://" not in folder:      # a store URL stays as it is: verify checks the store
+        folder = str(Path(folder).absolute())
+    key_name = DEMO_PUBLIC_KEY if signed and scan.demo else None
+    key = None
+    if key_name and folder and (Path(folder).parent / key_name).is_file():
+        key = str(Path(folder).parent / key_name)
+    return {"command": display.verify_command(folder, signed, key), "signed": signed,
+            "key_placeholder": signed and key_name is None,
+            "placeholder": display.PUBLIC_KEY_PLACEHOLDER,
+            "live": in_bundle, "key_sibling": key_name if key else None}
+
+
 def render_report(results: Results, history: list[Path], *,
-                  evidence_sha256: dict[str, str] | None = None) -> str:
+                  evidence_sha256: dict[str, str] | None = None, evidence_base: str | None = "",
+                  bundle_dir: str | Path | None = None, signed: bool = False) -> str:
     """The report as one HTML string. ``history``: earlier complete bundles, oldest first; the
     trend uses the last ``TREND_SCANS`` (90) of them, the changes section the last one.
 
     ``evidence_sha256`` maps bundle-relative evidence paths to their sha256 (see
-    :func:`evidence_digests`); without it the report lists the files without hashes."""
+    :func:`evidence_digests`); without it the report lists the files without hashes.
+    ``evidence_base``: the bundle folder as a link from the report ("" when the report is the
+    bundle's report.html; None: evidence files are not linked). ``bundle_dir`` (absolute) and
+    ``signed`` make the footer's verify command."""
     env = _env()
     script = env.get_template("_script.js.j2").render()
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return env.get_template("report.html.j2").render(
-        v=build_view(results, history, evidence_sha256), script=Markup(script),
+        v=build_view(results, history, evidence_sha256, evidence_base=evidence_base,
+                     bundle_dir=bundle_dir, signed=signed), script=Markup(script),
         script_csp=f"'sha256-{digest}'")
 
 
@@ -296,15 +335,24 @@ def _resolve(target: str) -> tuple[Path, list[Path]]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from attest.s3store import local_view
+    from attest.s3store import is_store_url, local_view
+    from attest.signing import ATTESTATION
     from attest.store import writable_output
     out = writable_output(args.out or "attest-report.html")
+    from_store = is_store_url(args.target)
     # from a store: the results and manifests of the bundle and the TREND_SCANS before it
     with local_view(args.target, getattr(args, "config", None), names=lambda n: n[-(TREND_SCANS + 1):],
                     only=("results.json", "manifest.json")) as target:
         bundle, history = _resolve(str(target))
         results = read_results(bundle)   # a one-line UsageError naming the file if it does not fit
-        html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results))
+        if from_store:   # only results and manifests were fetched: no files to link to
+            links: dict[str, Any] = {"evidence_base": None, "bundle_dir": args.target}
+        else:
+            rel = Path(os.path.relpath(bundle.absolute(), out.parent.absolute())).as_posix()
+            links = {"evidence_base": "" if rel == "." else f"{rel}/", "bundle_dir": bundle,
+                     "signed": (bundle / ATTESTATION).is_file()}
+        html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results),
+                             **links)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     print(out)

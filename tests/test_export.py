@@ -153,7 +153,9 @@ def test_index_explains_the_export_to_an_auditor(history, export):
     readme = _read(export, "README.txt").decode()
     for text in (index, readme):
         assert "attest verify bundles/" in text
-        assert "2026-09-05" in text and "2026-09-06" in text        # the gaps, by day
+        # the gaps, consecutive days as a range
+        assert ("Days without any scan (6): 2026-08-31, 2026-09-05 to 2026-09-06, 2026-09-18, "
+                "2026-10-01, 2026-10-04.") in " ".join(text.split())
         assert "Jane Doe (CTO)" in text and str(EXPIRES) in text     # exception and approver
         for scan in history["scans"]:
             assert scan["bundle"].name in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import zipfile
 from datetime import date, datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from attest.manual import add_document, iter_documents
 from attest.model import canonical_json, sha256_bytes
 from attest.scan import run_scan
 from reports.export import export_period
-from reports.export_manual import Document, check_document, document_status
+from reports.export_manual import Document, archive_path, check_document, document_status
 
 START, END = date(2026, 9, 1), date(2026, 9, 3)
 
@@ -77,17 +77,25 @@ def test_documents_are_in_the_zip_with_matching_hashes(history, tmp_path):
     root = _root(zf)
     docs = history["docs"]
     manual = sorted(n for n in zf.namelist() if n.startswith(f"{root}/manual/"))
-    assert manual == sorted(f"{root}/{m['path']}" for m in docs.values())
-    for meta in docs.values():
-        data = zf.read(f"{root}/{meta['path']}")
+    in_zip = {k: archive_path(m["path"], m["filename"]) for k, m in docs.items()}
+    assert manual == sorted(f"{root}/{p}" for p in in_zip.values())
+    for key, meta in docs.items():
+        # beside the stored file, under a name that keeps the original extension
+        assert in_zip[key].rsplit("/", 1)[0] == meta["path"].rsplit("/", 1)[0]
+        assert in_zip[key].endswith(PurePosixPath(meta["filename"]).suffix)
+        data = zf.read(f"{root}/{in_zip[key]}")
         assert sha256_bytes(data) == meta["sha256"]
         assert data == (history["out"] / meta["path"]).read_bytes()
+    assert in_zip["pentest"].endswith("-" + docs["pentest"]["path"].rsplit("-", 1)[1] + ".pdf")
+    assert in_zip["vendors"] == docs["vendors"]["path"]            # vendors.xlsx kept its name
     readme = zf.read(f"{root}/README.txt").decode()
     index = zf.read(f"{root}/index.html").decode()
-    for meta in docs.values():
+    for key, meta in docs.items():
         for text in (readme, index):
             assert meta["sha256"] in text and meta["valid_until"] in text
-            assert meta["control"] in text and meta["path"] in text
+            assert meta["control"] in text and in_zip[key] in text
+        assert f'<a href="{in_zip[key]}">' in index              # the link opens the file
+        assert meta["path"] in readme and meta["path"] in index   # as the bundles record it
     assert "..Pentest <final> report é.pdf" in readme
     assert "..Pentest &lt;final&gt; report é.pdf" in index and "<final>" not in index
     lines = {m: next(line for line in readme.splitlines() if docs[m]["sha256"] in line)
@@ -164,3 +172,19 @@ def test_a_later_scan_recording_another_hash_is_named(history, tmp_path):
 def test_recorded_path_outside_the_store_is_refused(tmp_path, path):
     doc = Document("manual.penetration_test", path, "x.pdf", "0" * 64, "2027-01-01", "b")
     assert "outside the manual store" in (check_document(tmp_path, doc) or "")
+
+
+@pytest.mark.parametrize("stored,filename,in_zip", [
+    ("manual/c/e/policy_v3.pdf-2e02d156", "policy v3.pdf", "manual/c/e/policy_v3-2e02d156.pdf"),
+    ("manual/c/e/Pentest_final_report_.pdf-16d9f4c8", "..Pentest <final> report é.pdf",
+     "manual/c/e/Pentest_final_report_-16d9f4c8.pdf"),
+    ("manual/c/e/vendors.xlsx", "vendors.xlsx", "manual/c/e/vendors.xlsx"),
+    ("manual/c/e/REPORT.PDF", "REPORT.PDF", "manual/c/e/REPORT.PDF"),
+    ("manual/c/e/a_b.tar.gz-1234abcd", "a b.tar.gz", "manual/c/e/a_b-1234abcd.tar.gz"),
+    ("manual/c/e/" + "x" * 60 + "-1234abcd", "x" * 70 + " y.pdf",   # cut short by the store
+     "manual/c/e/" + "x" * 60 + "-1234abcd.pdf"),
+    ("manual/c/e/notes-1234abcd", "notes", "manual/c/e/notes-1234abcd"),   # no extension
+    ("manual/c/e/x.p_f-1234abcd", "x.p<f", "manual/c/e/x.p_f-1234abcd"),   # none usable
+])
+def test_archive_path_keeps_the_original_extension(stored, filename, in_zip):
+    assert archive_path(stored, filename) == in_zip

@@ -15,7 +15,10 @@ What moto cannot express, and how the demo handles it:
   drops it; the demo has no delegated administrator (pure rule tests cover that case);
 * key age: moto stamps access keys with the current time and has no API to change it, so the
   stale CI key is back-dated in moto's in-process IAM backend (this needs the server to run in
-  this process, as :func:`start_server` does).
+  this process, as :func:`start_server` does);
+* stable ids: moto makes up VPC, security group, KMS key, detector and access key ids from one
+  random source, so :func:`seed` first seeds it through moto's ``/moto-api/seed`` endpoint
+  (:func:`seed_ids`); a re-run of the demo then shows no AWS resource as new.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
        "AWS_DEFAULT_REGION": "us-east-1"}
 STALE_KEY_DAYS = 412
+ID_SEED = 20261                     # moto's random source, seeded before the estate (seed_ids)
 
 EXPECTED = {
     "aws.cloudtrail.multi_region": "pass",        # acme-org-audit: multi-region, logging, all events
@@ -71,7 +75,18 @@ def start_server() -> tuple[Any, str]:
 
 def reset(url: str) -> None:
     """Forget every resource moto holds (all accounts, all regions)."""
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
+    _moto_api(url, "reset")
+
+
+def seed_ids(url: str, number: int = ID_SEED) -> None:
+    """Seed moto's random source (``POST /moto-api/seed?a=N``): every id moto makes from here on
+    (VPC, security group, KMS key, GuardDuty detector, access key...) follows from ``number``, so
+    the same calls in the same order give the same ids on every run."""
+    _moto_api(url, f"seed?a={int(number)}")
+
+
+def _moto_api(url: str, path: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/{path}", method="POST"),
                            timeout=10).read()
 
 
@@ -102,6 +117,7 @@ def seed(url: str, regions: tuple[str, ...] | list[str] = REGIONS,
     """Create Acme Rockets' estate in three regions (home, EU, APAC); return EXPECTED."""
     home, eu, apac = regions[:3]
     now = now or datetime.now(timezone.utc)
+    seed_ids(url)
 
     kms = {r: client(url, "kms", r) for r in (home, eu)}
     trail_key = kms[home].create_key(Description="acme-trail-key")["KeyMetadata"]["Arn"]
