@@ -7,7 +7,6 @@ goes through ``|tojson``.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import re
@@ -22,7 +21,7 @@ from attest.errors import UsageError
 from attest.manifest import file_sha256, read_manifest
 from attest.manual import STATES as MANUAL_STATES
 from attest.model import STATUS_ORDER, parse_time, readiness
-from attest.store import bundle_sort_key, is_bundle, list_bundles, read_results
+from attest.store import read_results
 from controls import criteria, criteria_family
 from reports._results import listed_exceptions
 from reports.diff import diff_results, is_empty
@@ -271,35 +270,3 @@ def evidence_digests(bundle: Path, results: dict[str, Any]) -> dict[str, str]:
             elif (bundle / rel).is_file():
                 out[rel] = file_sha256(bundle / rel)
     return out
-
-
-def _resolve(target: str) -> tuple[Path, list[Path]]:
-    """(bundle, earlier bundles of the same folder) for a bundle or an output folder."""
-    path = Path(target)
-    if is_bundle(path):
-        key = bundle_sort_key(path.name)
-        return path, [b for b in list_bundles(path.parent) if bundle_sort_key(b.name) < key]
-    if not path.is_dir():
-        raise UsageError(f"{target}: no such bundle or directory")
-    bundles = list_bundles(path)
-    if not bundles:
-        raise UsageError(f"{target}: no bundles found (a bundle is a folder with manifest.json)")
-    return bundles[-1], bundles[:-1]
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from attest.s3store import local_view
-    from attest.store import writable_output
-    out = writable_output(args.out or "attest-report.html")
-    # from a store: the results and manifests of the bundle and the TREND_SCANS before it
-    with local_view(args.target, getattr(args, "config", None), names=lambda n: n[-(TREND_SCANS + 1):],
-                    only=("results.json", "manifest.json")) as target:
-        bundle, history = _resolve(str(target))
-        results = _read_results(bundle)
-        if results is None:
-            raise UsageError(f"{bundle.name}: results.json is missing or not an attest results document")
-        html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
-    print(out)
-    return 0
