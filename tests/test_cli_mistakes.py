@@ -22,20 +22,23 @@ PYDANTIC = ("Input should be", "validation error for", "type=", "Field required"
             "Extra inputs", "String should", "Assertion failed", "pydantic")
 DAY = NOW.date().isoformat()
 
-# files every row finds in its folder (besides ev/<bundle> and adir/)
+# files every row finds in its folder (besides ev/<bundle> and adir/); a source, where there is
+# one, points at a closed local port, so that no row could reach the internet even if it scanned
 FILES = {
     "c.yaml": "output_dir: ev\n",
     "afile": "not a folder\n",
     "pentest.pdf": "%PDF-1.4 a pentest report\n",
-    "gh.yaml": "output_dir: ev\ngithub:\n  org: acme\n  token: ${GITHUB_TOKEN}\n",
-    "typo.yaml": "output_dir: ev\ngithub:\n  org: acme\n  tokn: ${GITHUB_TOKEN}\n",
+    "gh.yaml": "output_dir: ev\ngithub:\n  org: acme\n  token: ${GITHUB_TOKEN}\n"
+               "  base_url: http://127.0.0.1:9\n",
+    "typo.yaml": "output_dir: ev\ngithub:\n  org: acme\n  tokn: ${GITHUB_TOKEN}\n"
+                 "  base_url: http://127.0.0.1:9\n",
     "latin1.yaml": b"output_dir: ev\n# r\xe9sum\xe9\n",
     "empty.yaml": "",
     "private.pem": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
     "list.yaml": "- output_dir: ev\n- aws: {}\n",
     "types.yaml": "output_dir: 5\n",
     "section.yaml": "aws: yes\n",
-    "regions.yaml": "aws:\n  regions: us-east-1\n",
+    "regions.yaml": "aws:\n  regions: us-east-1\n  endpoint_url: http://127.0.0.1:9\n",
     "lock.yaml": "store_options:\n  object_lock: {mode: FOREVER, days: 0}\n",
     "exc-config.yaml": "output_dir: ev\nexceptions_file: exc.yaml\n",
     "exc.yaml": ("- control: aws.s3.encrypted\n  resource: '*'\n  reason: legacy bucket\n"
