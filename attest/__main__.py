@@ -1,5 +1,4 @@
-import sys
+"""``python -m attest``: the same as the ``attest`` command."""
+from attest.cli import run
 
-from attest.cli import main
-
-sys.exit(main())
+run()

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model, field_validator
 
-from attest.errors import ConfigError, UsageError
+from attest.errors import ConfigError, UsageError, plain_message
 from attest.model import canonical_json, sha256_bytes
 from attest.alerts import AlertsConfig
 from attest.s3store import StoreOptions
@@ -104,6 +104,8 @@ def _interpolate(value: Any, loc: tuple[Any, ...], problems: list[tuple[tuple, s
             if var not in os.environ:
                 problems.append((loc, f"environment variable {var} is not set"))
                 return ""
+            if not os.environ[var]:
+                problems.append((loc, f"environment variable {var} is empty"))
             return os.environ[var]
         return ENV_REF.sub(sub, value)
     return value
@@ -133,7 +135,17 @@ def _get(data: Any, loc: tuple[Any, ...]) -> Any:
 
 def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """(data, node tree for line numbers) of a YAML file; ConfigError naming the line if invalid."""
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise ConfigError("is a folder; give a YAML file", file=str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+                          file=str(path), line=raw[:exc.start].count(b"\n") + 1) from None
     try:
         return yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -142,19 +154,35 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
                           line=mark.line + 1 if mark else None) from None
 
 
-def validation_error(exc: ValidationError, *, file: str, node: yaml.Node | None,
-                     prefix: tuple[Any, ...] = ()) -> ConfigError:
-    """The first pydantic error as a one-line ConfigError with file, line and dotted key."""
-    err = exc.errors()[0]
+def _location(err: dict[str, Any], prefix: tuple[Any, ...]) -> tuple[Any, ...]:
     # drop pydantic's union-member tags ("literal['all']", "list[str]") from the location
-    loc = prefix + tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif "input" in err and not isinstance(err["input"], (dict, list)) and err["type"] != "missing":
+    return prefix + tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
+
+
+def validation_error(exc: ValidationError, *, file: str, node: yaml.Node | None,
+                     prefix: tuple[Any, ...] = (), entry: int | None = None) -> ConfigError:
+    """The first pydantic error as a one-line ConfigError with file, line and dotted key, in plain
+    English (:func:`attest.errors.plain_message`). An unknown key is named first (a
+    typo explains the errors after it). ``entry``: the 1-based number of the list entry
+    ``prefix`` points at (the key is then shown as ``entry N: key``)."""
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = _location(err, prefix)
+    # a union reports one error per member at the same place: "expected 'all' or a list"
+    same = [plain_message(e) for e in errors if _location(e, prefix) == loc and e is not err
+            and e["type"] != "extra_forbidden"]
+    msg = plain_message(err)
+    if same and msg.startswith("expected ") and all(m.startswith("expected ") for m in same):
+        msg += "".join(f" or {m.removeprefix('expected ')}" for m in same)
+    if err["type"] not in ("extra_forbidden", "missing") and "input" in err \
+            and not isinstance(err["input"], (dict, list)):
         shown = err["input"] if not _looks_secret(loc) else "***"
         msg = f"{msg} (got {shown!r})"
-    return ConfigError(msg, file=file, line=line_of(node, loc), key=".".join(map(str, loc)))
+    key = ".".join(map(str, loc))
+    if entry is not None:
+        rest = ".".join(map(str, loc[len(prefix):]))
+        key = f"entry {entry}" + (f": {rest}" if rest else "")
+    return ConfigError(msg, file=file, line=line_of(node, loc), key=key)
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> LoadedConfig:
@@ -165,22 +193,28 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         raw: dict[str, Any] = {}
     else:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():
             raise ConfigError("config file not found", file=name)
         raw, node = read_yaml(p)
-        raw = raw or {}
+        if raw is None:
+            raise ConfigError("the file is empty; give at least one section (see config.yaml in "
+                              "the attest repository for every key)", file=name)
         if not isinstance(raw, dict):
-            raise ConfigError("the top level must be a mapping of keys", file=name, line=1)
+            kind = "a list" if isinstance(raw, list) else f"a single value ({raw!r})"
+            raise ConfigError(f"the top level is {kind}; expected a mapping of keys such as "
+                              "output_dir: and aws:", file=name, line=1)
     raw = {**raw, **(overrides or {})}
     problems: list[tuple[tuple, str]] = []
     data = _interpolate(raw, (), problems)
-    if problems:
-        loc, msg = problems[0]
-        raise ConfigError(msg, file=name, line=line_of(node, loc), key=".".join(map(str, loc)))
     try:
         model = config_model().model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, file=name, node=node) from None
+        # an unknown key comes first (`tokn: ${GITHUB_TOKEN}`: the typo, not the variable)
+        if not problems or any(e["type"] == "extra_forbidden" for e in exc.errors()):
+            raise validation_error(exc, file=name, node=node) from None
+    if problems:  # an unset or empty variable, before any error it causes
+        loc, msg = problems[0]
+        raise ConfigError(msg, file=name, line=line_of(node, loc), key=".".join(map(str, loc)))
     for loc in _secret_paths(model):
         written = _get(raw, loc) if _has(raw, loc) else None
         if written is not None and not ENV_REF.fullmatch(str(written).strip()):

@@ -106,12 +106,13 @@ def load_exceptions_file(path: Path) -> ExceptionSet:
     for i, item in enumerate(data):
         try:
             entry = RiskException.model_validate(item)
-        except ValidationError as exc:
-            raise validation_error(exc, file=str(path), node=node, prefix=prefix + (i,)) from None
+        except ValidationError as exc:   # entries numbered from 1, as a person counts them
+            raise validation_error(exc, file=str(path), node=node, prefix=prefix + (i,),
+                                   entry=i + 1) from None
         if entry.control not in catalog:
-            raise ConfigError(f"unknown control id {entry.control!r}", file=str(path),
-                              line=line_of(node, prefix + (i, "control")),
-                              key=".".join(map(str, prefix + (i, "control"))))
+            raise ConfigError(f"unknown control id {entry.control!r} (see `attest controls`)",
+                              file=str(path), line=line_of(node, prefix + (i, "control")),
+                              key=f"entry {i + 1}: control")
         entries.append(entry)
     return ExceptionSet(entries, str(path))
 

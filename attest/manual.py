@@ -8,7 +8,6 @@ its bundle through the ``manual`` collector.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from datetime import date
@@ -73,32 +72,3 @@ def iter_documents(output_dir: Path) -> Iterator[dict[str, Any]]:
         doc = meta_path.parent / meta["stored_as"]
         meta["sha256_ok"] = doc.is_file() and file_sha256(doc) == meta["sha256"]
         yield meta
-
-
-def _output_dir(args: argparse.Namespace) -> Path:
-    from attest.config import output_dir_for
-    return output_dir_for(args.dir, args.config)
-
-
-def cmd_evidence_add(args: argparse.Namespace) -> int:
-    try:
-        valid_until = date.fromisoformat(args.valid_until)
-    except ValueError:
-        raise UsageError(f"--valid-until: expected YYYY-MM-DD, got {args.valid_until!r}") from None
-    if valid_until < date.today() and not args.allow_expired:
-        raise UsageError(f"--valid-until {valid_until} is in the past: this document would count as "
-                         "expired at once (add --allow-expired to store it anyway)")
-    meta = add_document(_output_dir(args), args.control_id, Path(args.file), valid_until, args.note)
-    print(f"stored {meta['filename']} for {meta['control']} (sha256 {meta['sha256']}, "
-          f"valid until {meta['valid_until']})")
-    return 0
-
-
-def cmd_evidence_list(args: argparse.Namespace) -> int:
-    docs = list(iter_documents(_output_dir(args)))
-    if not docs:
-        print("no manual evidence stored")
-    for m in docs:
-        ok = "" if m["sha256_ok"] else "  HASH MISMATCH"
-        print(f"{m['control']}\t{m['filename']}\tvalid until {m['valid_until']}\t{m['sha256']}{ok}")
-    return 0

@@ -182,10 +182,14 @@ def load_public_key(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{p}: public key file not found")
+    data = p.read_bytes()
+    if b"PRIVATE KEY-----" in data:
+        raise UsageError(f"{p}: a private key; give the public key (`attest keys public` prints it)")
     try:
-        public = serialization.load_pem_public_key(p.read_bytes())
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"{p}: not a PEM public key ({exc})") from None
+        public = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError):
+        raise UsageError(f"{p}: not a PEM public key (expected a file that starts with "
+                         "-----BEGIN PUBLIC KEY-----)") from None
     if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1":
         scheme = "ecdsa-sha2-nistp256"
     elif isinstance(public, ed25519.Ed25519PublicKey):

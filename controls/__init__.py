@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from attest.errors import CatalogError
+from attest.errors import CatalogError, plain_message
 
 HERE = Path(__file__).parent
 CATALOG_DIR = HERE / "catalog"
@@ -110,7 +110,7 @@ def load_catalog() -> tuple[Control, ...]:
                 err = exc.errors()[0]
                 loc = ".".join(str(x) for x in err["loc"])
                 cid = entry.get("id", f"#{i}") if isinstance(entry, dict) else f"#{i}"
-                raise CatalogError(f"{path.name}: {cid}: {loc}: {err['msg']}") from None
+                raise CatalogError(f"{path.name}: {cid}: {loc}: {plain_message(err)}") from None
             if control.id in seen:
                 raise CatalogError(f"{path.name}: duplicate control id {control.id} "
                                    f"(also in {seen[control.id]})")

@@ -20,13 +20,10 @@ Reads two results.json documents (and the catalog, for which controls are window
 """
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any, Collection
 
 from attest.model import Status, isoformat
 from attest.results import ControlRecord, FindingRecord, Results
-from attest.store import read_results
 
 BAD = ("fail", "error")
 OK = ("pass", "excepted")
@@ -187,73 +184,3 @@ def diff_results(old: Results, new: Results,
 def is_empty(diff: dict[str, Any]) -> bool:
     return not any(diff[k] for k in ("status_changes", "added_controls", "removed_controls",
                                      *RESOURCE_KEYS, "new_resources"))
-
-
-def cmd_diff(args: argparse.Namespace) -> int:
-    from attest.s3store import local_view
-    config = getattr(args, "config", None)
-    with local_view(args.old, config, only=("results.json",)) as old, \
-            local_view(args.new, config, only=("results.json",)) as new:
-        diff = diff_results(read_results(old), read_results(new))
-    if args.json:
-        print(json.dumps(diff, indent=2, ensure_ascii=False))
-        return 0
-    _print_table(diff)
-    return 0
-
-
-def _print_table(diff: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-    console = Console(soft_wrap=True, width=max(100, Console().width))
-    o, n = diff["old"], diff["new"]
-    console.print(f"[bold]{escape(str(o['bundle']))}[/] -> [bold]{escape(str(n['bundle']))}[/]  "
-                  f"readiness {o['readiness']}% -> {n['readiness']}%")
-    if is_empty(diff):
-        console.print("no changes")
-        return
-    if diff["readiness"]["explanation"]:
-        console.print(escape(diff["readiness"]["explanation"]))
-    colors = {"pass": "green", "fail": "red", "error": "yellow", "excepted": "cyan"}
-
-    def st(value: str | None) -> str:
-        return f"[{colors.get(value or '', 'dim')}]{value or '-'}[/]"
-
-    if diff["status_changes"]:
-        t = Table(title="control status changes")
-        for col in ("control", "old", "new"):
-            t.add_column(col)
-        for c in diff["status_changes"]:
-            t.add_row(escape(c["id"]), st(c["old"]), st(c["new"]))
-        console.print(t)
-    rows = [(label, e) for key, label in (("started_failing", "started failing"),
-                                          ("started_erroring", "started erroring"),
-                                          ("fixed", "fixed"),
-                                          ("stopped_failing", "stopped failing"),
-                                          ("stopped_erroring", "stopped erroring"),
-                                          ("disappeared", "disappeared (no longer present)"),
-                                          ("left_window", "left the look-back window"),
-                                          ("not_judged", "not judged in the new scan"))
-            for e in diff[key]
-            if not (key.startswith("stopped_") and e["new"] in OK)]   # listed as fixed
-    if rows:
-        t = Table(title="resources")
-        t.add_column("change", no_wrap=True)
-        for col in ("control", "resource", "old", "new", "detail"):
-            t.add_column(col, overflow="fold")
-        for label, e in rows:
-            t.add_row(label, escape(e["control"]), escape(e["resource"]), st(e["old"]), st(e["new"]),
-                      escape(e["detail"] or ""))
-        console.print(t)
-    if diff["new_resources"]:
-        t = Table(title="new resources")
-        for col in ("resource", "controls", "failing"):
-            t.add_column(col, overflow="fold")
-        for r in diff["new_resources"]:
-            t.add_row(escape(r["resource"]), str(len(r["controls"])),
-                      escape(", ".join(r["failing"])))
-        console.print(t)
-    for key, label in (("added_controls", "controls added"), ("removed_controls", "controls removed")):
-        if diff[key]:
-            console.print(f"{label}: {escape(', '.join(diff[key]))}")

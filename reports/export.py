@@ -11,10 +11,8 @@ IntegrityError naming the bundle and the file (or document), and no zip is left 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -357,13 +355,6 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
         raise
 
 
-def _parse_day(value: str, flag: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{flag} {value!r}: expected a date YYYY-MM-DD") from None
-
-
 def period_names(start: date, end: date) -> Any:
     """Picks, from a store's bundle names, the period's bundles and the newest one before it."""
     def pick(names: list[str]) -> list[str]:
@@ -371,42 +362,3 @@ def period_names(start: date, end: date) -> Any:
         before = [n for n in names if bundle_time(n).date() < start]
         return before[-1:] + inside
     return pick
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    start, end = _parse_day(args.start, "--from"), _parse_day(args.end, "--to")
-    from attest.config import location_for
-    from attest.s3store import local_view
-    from attest.store import writable_output
-    location = location_for(args.dir, args.config)
-    dest = writable_output(args.out or f"attest-export-{start.isoformat()}-{end.isoformat()}.zip")
-    key = export_key(args)
-    try:
-        with local_view(location, args.config, names=period_names(start, end), manual=True) as out_dir:
-            path = export_period(out_dir, start, end, dest, public_key=key)
-    except IntegrityError as exc:
-        for problem in exc.problems:
-            print(f"FAIL {problem}", file=sys.stderr)
-        raise
-    print(f"export: {path} ({start} to {end}): every bundle file and the hash chain verified"
-          + ("; every signature checked" if key is not None else
-             "; signatures not checked (give --public-key FILE)"))
-    return 0
-
-
-def export_key(args: argparse.Namespace) -> Any:
-    """The public key the export checks signatures with: ``--public-key``, else the key of the
-    config's ``signing:`` section (``--config`` or ``$ATTEST_CONFIG``), else None."""
-    from attest.signing import load_public_key, load_signer
-    if getattr(args, "public_key", None):
-        return load_public_key(args.public_key)
-    path = args.config or os.environ.get("ATTEST_CONFIG")
-    if not path:
-        return None
-    from attest.config import load_config
-    config = load_config(path)
-    if config.model.signing is None:
-        return None
-    aws = config.section("aws")
-    return load_signer(config.model.signing, base_dir=config.path.parent if config.path else None,
-                       endpoint_url=getattr(aws, "endpoint_url", None)).key

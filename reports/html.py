@@ -7,10 +7,8 @@ goes through ``|tojson``.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
-import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +23,7 @@ from attest.manifest import file_sha256, read_manifest
 from attest.manual import STATES as MANUAL_STATES
 from attest.model import STATUS_ORDER, Status, isoformat, parse_time, readiness
 from attest.results import ControlRecord, FindingRecord, Results
-from attest.store import bundle_sort_key, is_bundle, list_bundles, read_results
+from attest.store import read_results
 from controls import criteria, criteria_family
 from reports import display
 from reports._results import listed_exceptions
@@ -318,42 +316,3 @@ def evidence_digests(bundle: Path, results: Results) -> dict[str, str]:
             elif (bundle / rel).is_file():
                 out[rel] = file_sha256(bundle / rel)
     return out
-
-
-def _resolve(target: str) -> tuple[Path, list[Path]]:
-    """(bundle, earlier bundles of the same folder) for a bundle or an output folder."""
-    path = Path(target)
-    if is_bundle(path):
-        key = bundle_sort_key(path.name)
-        return path, [b for b in list_bundles(path.parent) if bundle_sort_key(b.name) < key]
-    if not path.is_dir():
-        raise UsageError(f"{target}: no such bundle or directory")
-    bundles = list_bundles(path)
-    if not bundles:
-        raise UsageError(f"{target}: no bundles found (a bundle is a folder with manifest.json)")
-    return bundles[-1], bundles[:-1]
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from attest.s3store import is_store_url, local_view
-    from attest.signing import ATTESTATION
-    from attest.store import writable_output
-    out = writable_output(args.out or "attest-report.html")
-    from_store = is_store_url(args.target)
-    # from a store: the results and manifests of the bundle and the TREND_SCANS before it
-    with local_view(args.target, getattr(args, "config", None), names=lambda n: n[-(TREND_SCANS + 1):],
-                    only=("results.json", "manifest.json")) as target:
-        bundle, history = _resolve(str(target))
-        results = read_results(bundle)   # a one-line UsageError naming the file if it does not fit
-        if from_store:   # only results and manifests were fetched: no files to link to
-            links: dict[str, Any] = {"evidence_base": None, "bundle_dir": args.target}
-        else:
-            rel = Path(os.path.relpath(bundle.absolute(), out.parent.absolute())).as_posix()
-            links = {"evidence_base": "" if rel == "." else f"{rel}/", "bundle_dir": bundle,
-                     "signed": (bundle / ATTESTATION).is_file()}
-        html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results),
-                             **links)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
-    print(out)
-    return 0

@@ -98,4 +98,98 @@ def test_out_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.Capt
     afile.write_text("x")
     assert main(["scan", "--out", str(afile)]) == 2
     assert capsys.readouterr().err.strip() == \
-        f"attest: error: {afile}: output path exists and is not a directory"
+        f"attest: error: --dir {afile}: is a file; give a folder"
+
+
+# --- the parser: one package, one meaning per flag, help for everything ---------------------------
+
+def _parsers():
+    import argparse
+
+    from attest.cli import build_parser
+
+    def walk(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from walk(child)
+    return list(walk(build_parser()))
+
+
+def test_every_argument_of_every_command_is_explained() -> None:
+    missing = [f"{p.prog}: {a.option_strings or a.dest}" for p in _parsers() for a in p._actions
+               if not a.help or not a.help.strip()]
+    assert not missing
+    assert all(p.description for p in _parsers()[1:]), "every command has a description"
+
+
+def test_bare_attest_prints_usage_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("usage: attest")
+    assert "COMMAND" in captured.err and "exit codes:" in captured.err
+
+
+def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    from attest.cli import EXIT_CODES
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for code, text in EXIT_CODES.items():
+        assert f"  {code:<4} {text}" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["-v", "--log-format", "json", "--config", "c.yaml", "history", "--dir", "ev"],
+    ["history", "--dir", "ev", "-v", "--log-format", "json", "--config", "c.yaml"],
+    ["-v", "history", "--log-format=json", "--dir", "ev", "--config=c.yaml"],
+])
+def test_global_flags_before_or_after_the_command(argv: list[str]) -> None:
+    from attest.cli import build_parser
+    args = build_parser().parse_args(argv)
+    assert (args.verbose, args.log_format, args.config, args.dir) == (True, "json", "c.yaml", "ev")
+
+
+def test_global_flags_before_keep_their_value_after_a_command_without_them() -> None:
+    from attest.cli import build_parser
+    args = build_parser().parse_args(["-v", "--log-format", "json", "permissions", "aws"])
+    assert args.verbose is True and args.log_format == "json" and args.config is None
+
+
+def test_scan_out_is_an_alias_of_dir() -> None:
+    from attest.cli import build_parser
+    parser = build_parser()
+    assert parser.parse_args(["scan", "--out", "x"]).dir == parser.parse_args(["scan", "--dir", "x"]).dir
+
+
+def test_config_given_before_the_command_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from attest.config import load_config
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ATTEST_CONFIG", raising=False)
+    (tmp_path / "c.yaml").write_text("output_dir: ev\n", encoding="utf-8")
+    bundle = run_scan(load_config(tmp_path / "c.yaml"), out_dir=tmp_path / "ev", now=NOW).bundle
+    assert main(["--config", "c.yaml", "history", "--json"]) == 0
+    assert [r["bundle"] for r in json.loads(capsys.readouterr().out)] == [bundle.name]
+
+
+def test_commands_read_the_newest_bundle_of_dir_without_a_target(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from attest.config import load_config
+    (tmp_path / "c.yaml").write_text("output_dir: ev\n", encoding="utf-8")
+    config = load_config(tmp_path / "c.yaml")
+    first = run_scan(config, out_dir=tmp_path / "ev", now=NOW).bundle
+    second = run_scan(config, out_dir=tmp_path / "ev", now=NOW.replace(hour=3)).bundle
+    ev = str(tmp_path / "ev")
+    assert main(["verify", "--dir", ev]) == 0
+    assert "OK: 2 bundle(s) verified" in capsys.readouterr().out
+    assert main(["diff", "--dir", ev, "--json"]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert (diff["old"]["bundle"], diff["new"]["bundle"]) == (first.name, second.name)
+    out = tmp_path / "fresh.json"
+    assert main(["evaluate", "--dir", ev, "--out", str(out)]) == 1
+    assert json.loads(out.read_text(encoding="utf-8"))["scan"]["re_evaluated_from"] == second.name
+    assert main(["report", "--dir", ev, "--out", str(tmp_path / "r.html")]) == 0
+    assert second.name in (tmp_path / "r.html").read_text(encoding="utf-8")

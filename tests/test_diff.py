@@ -3,7 +3,6 @@ apart), what became of failing resources (fixed, disappeared, left the look-back
 judged), new resources, readiness explained, and ``attest diff``. Literal results, no network."""
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -12,9 +11,8 @@ from typing import Any
 import pytest
 
 from attest.cli import main
-from attest.errors import UsageError
 from attest.results import Results, Summary
-from reports.diff import cmd_diff, diff_results, is_empty, windowed_controls
+from reports.diff import diff_results, is_empty, windowed_controls
 
 
 def ctl(cid: str, status: str, *findings: tuple[str, str]) -> dict[str, Any]:
@@ -94,10 +92,10 @@ def write(tmp: Path, data: Results) -> Path:
 
 def test_cmd_diff_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old, new = write(tmp_path, OLD), write(tmp_path, NEW)
-    assert cmd_diff(argparse.Namespace(old=str(old), new=str(new), json=True)) == 0
+    assert main(["diff", str(old), str(new), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == diff_results(OLD, NEW)
     # a results file works as well as a bundle folder
-    assert cmd_diff(argparse.Namespace(old=str(old / "results.json"), new=str(new), json=False)) == 0
+    assert main(["diff", str(old / "results.json"), str(new)]) == 0
     text = capsys.readouterr().out
     for needle in ("control status changes", "a.three", "started failing", "stopped erroring",
                    "new resources", "controls removed: a.gone", "50.0% -> 75.0%"):
@@ -110,24 +108,21 @@ def test_table_prints_markup_from_apis_literally(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     old = write(tmp_path, res("o", None))
     new = write(tmp_path, res("n", None, ctl("a.one", "fail", ("[bold]repo[/bold]", "fail"))))
-    assert cmd_diff(argparse.Namespace(old=str(old), new=str(new), json=False)) == 0
+    assert main(["diff", str(old), str(new)]) == 0
     assert "[bold]repo[/bold]" in capsys.readouterr().out
 
 
 def test_bad_paths_are_one_line_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = write(tmp_path, OLD)
-    with pytest.raises(UsageError, match="not a bundle"):
-        cmd_diff(argparse.Namespace(old=str(tmp_path / "missing"), new=str(good), json=False))
     broken = tmp_path / "broken.json"
-    broken.write_text("{not json", encoding="utf-8")
-    with pytest.raises(UsageError, match="unreadable results"):
-        cmd_diff(argparse.Namespace(old=str(broken), new=str(good), json=False))
-    broken.write_text("[]", encoding="utf-8")
-    with pytest.raises(UsageError, match="not an attest results document"):
-        cmd_diff(argparse.Namespace(old=str(good), new=str(broken), json=False))
-    assert main(["diff", str(tmp_path / "missing"), str(good)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not a bundle" in err
+    for old, new, message in [(tmp_path / "missing", good, "no such bundle or results file"),
+                              (tmp_path, good, "not a bundle (no results.json)"),
+                              (broken, good, "not a results file (not JSON)"),
+                              (good, broken, "not an attest results document")]:
+        broken.write_text("[]" if message.startswith("not an") else "{not json", encoding="utf-8")
+        assert main(["diff", str(old), str(new)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
 
 
 def test_history_lists_every_scan(demo_scan, tmp_path, capsys) -> None:

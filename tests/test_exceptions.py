@@ -63,15 +63,15 @@ def test_bad_entry_names_line_and_key(tmp_path: Path) -> None:
     p = tmp_path / "exceptions.yaml"
     p.write_text("- control: aws.s3.encrypted\n  resource: x\n  reason: because\n"
                  "  approved_by: me\n  expires: someday\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"exceptions.yaml:5: 0.expires: "):
+    with pytest.raises(ConfigError, match=r"exceptions.yaml:5: entry 1: expires: expected a date"):
         load_exceptions_file(p)
     p.write_text("- control: aws.s3.encrypted\n  resource: x\n  reason: ok ok\n  approved_by: me\n"
                  "  expires: 2027-01-01\n  aproved: typo\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"exceptions.yaml:6: 0.aproved: unknown key"):
+    with pytest.raises(ConfigError, match=r"exceptions.yaml:6: entry 1: aproved: unknown key"):
         load_exceptions_file(p)
     p.write_text("- control: aws.nope\n  resource: x\n  reason: because\n  approved_by: me\n"
                  "  expires: 2027-01-01\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"exceptions.yaml:1: 0.control: unknown control id"):
+    with pytest.raises(ConfigError, match=r"exceptions.yaml:1: entry 1: control: unknown control id"):
         load_exceptions_file(p)
 
 
@@ -96,5 +96,5 @@ def test_mapping_form_and_line_numbers(tmp_path: Path) -> None:
     assert len(load_exceptions_file(p).entries) == 2
     p.write_text("exceptions:\n  - control: aws.s3.encrypted\n    resource: x\n    reason: because\n"
                  "    approved_by: me\n    expires: soon\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"exceptions.yaml:6: exceptions.0.expires: "):
+    with pytest.raises(ConfigError, match=r"exceptions.yaml:6: entry 1: expires: "):
         load_exceptions_file(p)

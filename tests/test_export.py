@@ -244,6 +244,7 @@ def test_deleted_middle_bundle_breaks_the_chain(history, tmp_path, capsys):
 
 def test_cli_export_writes_the_zip(history, tmp_path, capsys):
     dest = tmp_path / "out" / "audit.zip"
+    dest.parent.mkdir()                     # --out names a file in an existing folder
     assert main(["export", "--from", "2026-09-20", "--to", "2026-09-22", "--dir",
                  str(history["out"]), "--out", str(dest)]) == 0
     assert "every bundle file and the hash chain verified" in capsys.readouterr().out

@@ -86,7 +86,7 @@ def test_cli_add_and_list(tmp_path: Path, doc: Path, capsys: pytest.CaptureFixtu
     assert "not a manual control" in capsys.readouterr().err
     assert main(["evidence", "add", "manual.penetration_test", str(doc), "--valid-until",
                  "next year", "--dir", str(out)]) == 2
-    assert "--valid-until: expected YYYY-MM-DD" in capsys.readouterr().err
+    assert "--valid-until next year: not a date; expected YYYY-MM-DD" in capsys.readouterr().err
     assert main(["evidence", "add", "manual.penetration_test", str(doc), "--valid-until",
                  "2020-01-01", "--dir", str(out)]) == 2
     assert "is in the past" in capsys.readouterr().err

@@ -53,3 +53,22 @@ def test_readme_sources_table_is_the_registry() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- sources-table:start -->\n(.*?)\n<!-- sources-table:end -->", readme, re.S)
     assert block and block.group(1).strip() == markdown_table(), "README sources table is stale"
+
+
+def test_readme_command_table_matches_the_parser() -> None:
+    """The README's command table is generated from the parser (usage and description of every
+    command); regenerate it with `attest.cli.commands_markdown()` when a command changes."""
+    from attest.cli import commands_markdown
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- commands:start -->\n(.*?)\n<!-- commands:end -->", readme, re.S)
+    assert block, "README lacks the commands block"
+    assert block.group(1).strip() == commands_markdown(), (
+        "README command table is stale; replace the block with "
+        "`python -c 'from attest.cli import commands_markdown; print(commands_markdown())'`")
+
+
+def test_readme_exit_codes_match_attest_help() -> None:
+    from attest.cli import EXIT_CODES
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    assert [int(c) for c in re.findall(r"^\| (\d+) \|", section, re.M)] == list(EXIT_CODES)

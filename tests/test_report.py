@@ -2,7 +2,6 @@
 hashes, trend, changes since the previous scan, and ``attest report``."""
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from datetime import date, datetime, timezone
@@ -14,13 +13,12 @@ import pytest
 import reports.html
 from attest.cli import main
 from attest.engine import evaluate_control
-from attest.errors import UsageError
 from attest.manual import add_document
 from attest.results import Results
 from collectors.base import CollectContext
 from collectors.manual.collector import ManualCollector
 from controls import catalog_by_id
-from reports.html import TREND_SCANS, build_view, cmd_report, evidence_digests, render_report
+from reports.html import TREND_SCANS, build_view, evidence_digests, render_report
 
 EVIL = "<script>alert(1)</script>"
 EVIL_IMG = '<img src=x onerror="alert(2)">'
@@ -280,7 +278,8 @@ def test_cmd_report_on_dir_uses_newest_and_history(tmp_path: Path, capsys: pytes
     write_bundle(out, results([control("aws.a.b", "fail", ["CC6.1"])], bundle="20250301T090000Z"))
     write_bundle(out, sample())
     target = tmp_path / "r" / "report.html"
-    assert cmd_report(argparse.Namespace(target=str(out), out=str(target))) == 0
+    target.parent.mkdir()
+    assert main(["report", str(out), "--out", str(target)]) == 0
     assert capsys.readouterr().out.strip() == str(target)
     html = target.read_text(encoding="utf-8")
     assert "20250302T090000Z" in html and "Changes since the previous scan" in html
@@ -290,21 +289,21 @@ def test_cmd_report_on_dir_uses_newest_and_history(tmp_path: Path, capsys: pytes
     assert target.read_text(encoding="utf-8").count('class="trend-point') == 1
 
 
-def test_cmd_report_refuses_bad_targets(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no such bundle"):
-        cmd_report(argparse.Namespace(target=str(tmp_path / "nope"), out=None))
-    with pytest.raises(UsageError, match="no bundles found"):
-        cmd_report(argparse.Namespace(target=str(tmp_path), out=None))
+def test_cmd_report_refuses_bad_targets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "r.html")
+    assert main(["report", str(tmp_path / "nope"), "--out", out]) == 2
+    assert "no such bundle" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--out", out]) == 2
+    assert "no bundles found" in capsys.readouterr().err
     bundle = write_bundle(tmp_path, sample())
-    with pytest.raises(UsageError, match="refusing to write inside the bundle"):
-        cmd_report(argparse.Namespace(target=str(bundle), out=str(bundle / "report.html")))
-    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert main(["report", str(bundle), "--out", str(bundle / "report.html")]) == 2
+    assert "refusing to write inside the bundle" in capsys.readouterr().err
 
 
 def test_cmd_report_default_out_is_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = write_bundle(tmp_path / "out", sample())
     monkeypatch.chdir(tmp_path)
-    assert cmd_report(argparse.Namespace(target=str(bundle), out=None)) == 0
+    assert main(["report", str(bundle)]) == 0
     assert (tmp_path / "attest-report.html").is_file()
 
 

@@ -2,19 +2,18 @@
 as steps, prose and code, missing days as ranges, the verify command, evidence links."""
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shlex
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from controls import load_catalog
 from reports.display import (LONG_PART, code, code_spans, day_ranges, ident, remediation_blocks,
                              resource, verify_command)
-from reports.html import cmd_report, evidence_href, render_report
+from attest.cli import main
+from reports.html import evidence_href, render_report
 from tests.test_report import R, control, finding, results, write_bundle
 
 EVIL = "<script>alert(1)</script>"
@@ -171,7 +170,8 @@ def test_attest_report_elsewhere_links_back_into_the_bundle(tmp_path):
                            list(files))])
     bundle = write_bundle(tmp_path / "out", res, files)
     out = tmp_path / "reports" / "r.html"
-    assert cmd_report(argparse.Namespace(target=str(bundle), out=str(out))) == 0
+    out.parent.mkdir()
+    assert main(["report", str(bundle), "--out", str(out)]) == 0
     html = out.read_text()
     href = re.search(r'<a href="([^"]+)" class="evidence-link">', html).group(1)
     assert href == f"../out/{bundle.name}/evidence/aws/1/global/aws.s3.buckets.json"
