@@ -313,6 +313,66 @@ class _Base:
         return None
 
 
+class _Call:
+    """The bookkeeping of one call, shared by the sync and async layers: what to wait before an
+    attempt, what an answer means, and the log line at the end."""
+
+    def __init__(self, layer: "_Base", request: Request) -> None:
+        layer._check_alive(request)
+        self.layer, self.request = layer, request
+        self.t0, self.attempts = time.monotonic(), 0
+
+    def before(self) -> float:
+        """Seconds to wait before this attempt (pacing); counts the attempt."""
+        delay = self.layer._pacing_delay()
+        if delay:
+            self.layer.waits.append(delay)
+            self.layer._pause_until = 0.0
+        self.attempts += 1
+        self.layer.calls += 1
+        return delay
+
+    def after(self, response: Response) -> Response:
+        self.layer._note(response)
+        return classify(self.request, response, self.layer.policy, self.layer.rates,
+                        self.layer.denied)
+
+    def failed(self, exc: Exception) -> HttpError:
+        error = self.layer._failed(_final(exc, self.request, self.attempts))
+        self.layer._log(self.request, self.t0, error.state.value, self.attempts, error.detail)
+        return error
+
+    def done(self, response: Response) -> Response:
+        outcome = "absent" if response.status in self.request.absent else "ok"
+        self.layer._log(self.request, self.t0, outcome, self.attempts, None)
+        return response
+
+
+def _paging(request: Request, next_of: Callable[[Response], Request | None],
+            items_of: Callable[[Response], Iterable[Any]], max_pages: int) -> Any:
+    """The paging rule, as a generator the layers drive: it yields each page's request and is
+    sent its answer (or thrown its HttpError). The first page failing raises; a later one failing
+    ends the list as ``broken`` (the evidence is then ``partial``)."""
+    out = Paged()
+    current: Request | None = request
+    while current is not None:
+        if out.pages >= max_pages:
+            out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
+            return out
+        try:
+            response = yield current
+        except HttpError as exc:
+            if out.pages == 0 or exc.unauthorized:
+                raise
+            out.broken = exc
+            return out
+        out.items.extend(items_of(response))
+        out.pages += 1
+        out.last = response
+        current = next_of(response)
+    return out
+
+
 class Http(_Base):
     """Synchronous calls (PyGithub, datadog-api-client)."""
 
@@ -321,55 +381,34 @@ class Http(_Base):
         self.sleep = sleep
 
     def call(self, request: Request) -> Response:
-        self._check_alive(request)
-        t0, attempts = time.monotonic(), 0
+        call = _Call(self, request)
 
         def attempt() -> Response:
-            nonlocal attempts
-            delay = self._pacing_delay()
+            delay = call.before()
             if delay:
-                self.waits.append(delay)
-                self._pause_until = 0.0
                 self.sleep(delay)
-            attempts += 1
-            self.calls += 1
-            response = request.send()
-            self._note(response)
-            return classify(request, response, self.policy, self.rates, self.denied)
+            return call.after(request.send())
         try:
             response = Retrying(sleep=self.sleep, **self._retrying_args())(attempt)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                raise
-            error = self._failed(_final(exc, request, attempts))
-            self._log(request, t0, error.state.value, attempts, error.detail)
-            raise error from None
-        outcome = "absent" if response.status in request.absent else "ok"
-        self._log(request, t0, outcome, attempts, None)
-        return response
+        except Exception as exc:
+            raise call.failed(exc) from None
+        return call.done(response)
 
     def pages(self, request: Request, next_of: Callable[[Response], Request | None],
               items_of: Callable[[Response], Iterable[Any]], max_pages: int = 10_000) -> Paged:
-        """Follow pages until ``next_of`` says there are no more. The first page failing raises;
-        a later one failing ends the list as ``broken`` (the evidence is then ``partial``)."""
-        out = Paged()
-        current: Request | None = request
-        while current is not None:
-            if out.pages >= max_pages:
-                out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
-                return out
-            try:
-                response = self.call(current)
-            except HttpError as exc:
-                if out.pages == 0 or exc.unauthorized:
-                    raise
-                out.broken = exc
-                return out
-            out.items.extend(items_of(response))
-            out.pages += 1
-            out.last = response
-            current = next_of(response)
-        return out
+        """Follow pages until ``next_of`` says there are no more (see :func:`_paging`)."""
+        pager = _paging(request, next_of, items_of, max_pages)
+        try:
+            current = next(pager)
+            while True:
+                try:
+                    response = self.call(current)
+                except HttpError as exc:
+                    current = pager.throw(exc)
+                    continue
+                current = pager.send(response)
+        except StopIteration as finished:
+            return finished.value
 
 
 class AsyncHttp(_Base):
@@ -381,50 +420,30 @@ class AsyncHttp(_Base):
         self.sleep = sleep
 
     async def call(self, request: Request) -> Response:
-        self._check_alive(request)
-        t0, attempts = time.monotonic(), 0
+        call = _Call(self, request)
 
         async def attempt() -> Response:
-            nonlocal attempts
-            delay = self._pacing_delay()
+            delay = call.before()
             if delay:
-                self.waits.append(delay)
-                self._pause_until = 0.0
                 await self.sleep(delay)
-            attempts += 1
-            self.calls += 1
-            response = await request.send()
-            self._note(response)
-            return classify(request, response, self.policy, self.rates, self.denied)
+            return call.after(await request.send())
         try:
             response = await AsyncRetrying(sleep=self.sleep, **self._retrying_args())(attempt)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                raise
-            error = self._failed(_final(exc, request, attempts))
-            self._log(request, t0, error.state.value, attempts, error.detail)
-            raise error from None
-        outcome = "absent" if response.status in request.absent else "ok"
-        self._log(request, t0, outcome, attempts, None)
-        return response
+        except Exception as exc:
+            raise call.failed(exc) from None
+        return call.done(response)
 
     async def pages(self, request: Request, next_of: Callable[[Response], Request | None],
                     items_of: Callable[[Response], Iterable[Any]], max_pages: int = 10_000) -> Paged:
-        out = Paged()
-        current: Request | None = request
-        while current is not None:
-            if out.pages >= max_pages:
-                out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
-                return out
-            try:
-                response = await self.call(current)
-            except HttpError as exc:
-                if out.pages == 0 or exc.unauthorized:
-                    raise
-                out.broken = exc
-                return out
-            out.items.extend(items_of(response))
-            out.pages += 1
-            out.last = response
-            current = next_of(response)
-        return out
+        pager = _paging(request, next_of, items_of, max_pages)
+        try:
+            current = next(pager)
+            while True:
+                try:
+                    response = await self.call(current)
+                except HttpError as exc:
+                    current = pager.throw(exc)
+                    continue
+                current = pager.send(response)
+        except StopIteration as finished:
+            return finished.value

@@ -74,3 +74,26 @@ def demo_scan(demo, tmp_path: Path):
         config = load_config(None, overrides={**demo.config, **overrides})
         return run_scan(config, out_dir=out or tmp_path / "out", now=now, demo=True)
     return run
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's server on 127.0.0.1, one per test module (real HTTP, no SDK mocks)."""
+    from collectors.aws import demo as seed_aws
+    server, url = seed_aws.start_server()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A reset moto server and default-chain credentials that reach it; returns its URL."""
+    from collectors.aws import demo as seed_aws
+    seed_aws.reset(moto_url)
+    for name, value in seed_aws.ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("ATTEST_CONFIG", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    return moto_url

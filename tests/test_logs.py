@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -14,25 +13,11 @@ from attest.store import list_bundles
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLE-attest-secret-session-token-7f3a"
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    from collectors.aws import demo as seed_aws
-    server, url = seed_aws.start_server()
-    yield url
-    server.stop()
-
-
 @pytest.fixture
-def config(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    from collectors.aws import demo as seed_aws
-    seed_aws.reset(moto_server)
-    for name, value in seed_aws.ENV.items():
-        monkeypatch.setenv(name, value)
+def config(moto: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     path = tmp_path / "config.yaml"
-    path.write_text(f"output_dir: ev\naws:\n  endpoint_url: {moto_server}\n  regions: [us-east-1]\n")
+    path.write_text(f"output_dir: ev\naws:\n  endpoint_url: {moto}\n  regions: [us-east-1]\n")
     return path
 
 

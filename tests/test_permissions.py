@@ -11,7 +11,7 @@ import boto3
 
 from collectors.aws import demo as seed_aws
 from collectors.aws import specs
-from tests.collectors.aws_fixtures import NOW, collect, moto, moto_url  # noqa: F401
+from tests.collectors.aws_fixtures import NOW, collect
 
 READ_ONLY_VERBS = ("Describe", "Get", "List", "GenerateCredentialReport")
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import pytest
@@ -196,40 +195,20 @@ def test_signing_config_mistakes_are_one_line_exit_2(tmp_path: Path,
 
 # ---- AWS KMS (moto over real HTTP) -------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    from collectors.aws import demo as seed_aws
-    server, url = seed_aws.start_server()
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    from collectors.aws import demo as seed_aws
-    seed_aws.reset(moto_server)
-    for name, value in seed_aws.ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    return moto_server
-
-
 def kms_key(url: str, spec: str = "ECC_NIST_P256", usage: str = "SIGN_VERIFY") -> str:
     kms = boto3.client("kms", region_name="us-east-1", endpoint_url=url)
     return kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["Arn"]
 
 
-def test_kms_key_signs_bundles_and_keys_public_prints_its_key(aws_env: str, tmp_path: Path,
+def test_kms_key_signs_bundles_and_keys_public_prints_its_key(moto: str, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    arn = kms_key(aws_env)
+    arn = kms_key(moto)
     # the KMS key is reached with the AWS section's endpoint_url (here: moto), default chain
-    config = write_config(tmp_path, f"output_dir: ev\naws:\n  endpoint_url: {aws_env}\n"
+    config = write_config(tmp_path, f"output_dir: ev\naws:\n  endpoint_url: {moto}\n"
                                     f"  regions: [us-east-1]\nsigning:\n  kms_key_id: {arn}\n")
     scan(config)
     pub = public_pem(config, capsys, tmp_path)
-    kms = boto3.client("kms", region_name="us-east-1", endpoint_url=aws_env)
+    kms = boto3.client("kms", region_name="us-east-1", endpoint_url=moto)
     der = kms.get_public_key(KeyId=arn)["PublicKey"]
     assert serialization.load_pem_public_key(pub.read_bytes()).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == der
@@ -239,16 +218,16 @@ def test_kms_key_signs_bundles_and_keys_public_prints_its_key(aws_env: str, tmp_
     assert main(["verify", str(tmp_path / "ev"), "--public-key", str(pub)]) == 1
 
 
-def test_a_kms_key_that_cannot_sign_is_refused_before_collecting(aws_env: str, tmp_path: Path,
+def test_a_kms_key_that_cannot_sign_is_refused_before_collecting(moto: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    arn = kms_key(aws_env, spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
-    config = write_config(tmp_path, f"output_dir: ev\naws:\n  endpoint_url: {aws_env}\n"
+    arn = kms_key(moto, spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT")
+    config = write_config(tmp_path, f"output_dir: ev\naws:\n  endpoint_url: {moto}\n"
                                     f"signing:\n  kms_key_id: {arn}\n")
     assert main(["scan", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "signing.kms_key_id" in err and err.count("\n") == 1
     missing = arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
-    config = write_config(tmp_path, f"output_dir: ev\naws:\n  endpoint_url: {aws_env}\n"
+    config = write_config(tmp_path, f"output_dir: ev\naws:\n  endpoint_url: {moto}\n"
                                     f"signing:\n  kms_key_id: {missing}\n")
     assert main(["keys", "public", "--config", str(config)]) == 2
     assert "kms:GetPublicKey" in capsys.readouterr().err

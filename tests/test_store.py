@@ -9,7 +9,6 @@ import threading
 import zipfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import pytest
@@ -27,26 +26,10 @@ from tests.test_signing import rewrite_results, write_key
 BUCKET = "acme-evidence"
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    from collectors.aws import demo as seed_aws
-    server, url = seed_aws.start_server()
-    yield url
-    server.stop()
-
-
 @pytest.fixture
-def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from collectors.aws import demo as seed_aws
-    seed_aws.reset(moto_server)
-    for name, value in seed_aws.ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("ATTEST_CONFIG", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    client = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_server)
-    client.url = moto_server
+def s3(moto: str):
+    client = boto3.client("s3", region_name="us-east-1", endpoint_url=moto)
+    client.url = moto
     return client
 
 

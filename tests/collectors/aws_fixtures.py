@@ -1,15 +1,13 @@
-"""Moto server, collection and evaluation helpers for the AWS tests (real HTTP, no SDK mocks)."""
+"""Collection and evaluation helpers for the AWS tests (real HTTP, no SDK mocks); the moto
+server fixtures (``moto_url``, ``moto``) are in tests/conftest.py."""
 from __future__ import annotations
 
 import http.client
 import re
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import pytest
-
-from collectors.aws import demo as seed_aws
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
 from attest.model import ControlResult, Evidence, EvidenceState
@@ -19,25 +17,6 @@ from controls import catalog_by_id
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
 AWS_CONTROLS = sorted(cid for cid in catalog_by_id() if cid.startswith("aws."))
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server, url = seed_aws.start_server()
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
-    """A reset moto server and default-chain credentials that reach it; returns its URL."""
-    seed_aws.reset(moto_url)
-    for name, value in seed_aws.ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    return moto_url
 
 
 def collect(url: str, regions: list[str] | str = ("us-east-1", "eu-west-1"), *,

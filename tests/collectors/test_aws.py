@@ -12,8 +12,7 @@ from collectors.aws import demo as seed_aws
 from collectors.aws.demo import ACCOUNT, client
 from attest.model import EvidenceState
 from collectors.aws.specs import PRODUCES, SPECS
-from tests.collectors.aws_fixtures import (NOW, DenyingProxy, collect, evaluate, moto,  # noqa: F401
-                                           moto_url, record, statuses)
+from tests.collectors.aws_fixtures import NOW, DenyingProxy, collect, evaluate, record, statuses
 
 DEMO = list(seed_aws.REGIONS)
 HOME, EU = "us-east-1", "eu-west-1"
