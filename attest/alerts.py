@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from attest.model import isoformat
+from attest.model import Status, isoformat
 from collectors.base import https_or_loopback
 
 if TYPE_CHECKING:  # only for the signature: the datadog section is read when the channel runs
@@ -159,9 +159,14 @@ def regressions(previous: Results | None, current: Results) -> list[Change]:
 
 def recoveries(previous: Results | None, current: Results) -> list[Change]:
     """Controls that were ``fail`` or ``error`` in ``previous`` and are ``pass``, ``excepted`` or
-    ``not_applicable`` now (``skipped`` is not a recovery: nothing was judged). The reason is
-    what the previous scan found wrong."""
-    return _changes(previous, current, REGRESSED, RECOVERED, lambda old, new: old)
+    ``not_applicable`` now (``skipped`` is not a recovery: nothing was judged). A control that
+    judges a look-back window (catalog ``population: windowed``, e.g. the pull requests merged
+    since the last scan) going ``not_applicable`` is no recovery either: the failing events only
+    left the window. The reason is what the previous scan found wrong."""
+    from controls import load_catalog
+    windowed = {c.id for c in load_catalog() if c.population == "windowed"}
+    return [c for c in _changes(previous, current, REGRESSED, RECOVERED, lambda old, new: old)
+            if not (c.id in windowed and c.after == Status.NOT_APPLICABLE.value)]
 
 
 # -- one scan's news, as every channel sees it --------------------------------------------------

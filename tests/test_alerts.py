@@ -600,3 +600,14 @@ def test_config_shape() -> None:
         with pytest.raises(ValidationError):
             AlertsConfig.model_validate(bad)
     assert SlackAlert.model_config["extra"] == "forbid"
+
+
+def test_a_windowed_control_going_not_applicable_is_no_recovery() -> None:
+    """github.changes_reviewed judges the pull requests merged since the last scan: when the
+    failing ones leave the window it becomes not_applicable, which resolves nothing."""
+    catalog = {"github.changes_reviewed": ("Changes are reviewed", "high", "github"), **CONTROLS}
+    before = results({"github.changes_reviewed": "fail", **ALL_PASS}, catalog=catalog)
+    after = results({"github.changes_reviewed": "not_applicable", **ALL_PASS}, catalog=catalog)
+    assert recoveries(before, after) == []
+    fixed = results({"github.changes_reviewed": "pass", **ALL_PASS}, catalog=catalog)
+    assert [c.id for c in recoveries(before, fixed)] == ["github.changes_reviewed"]
