@@ -156,7 +156,7 @@ class SourceStatus(_Record):
 
 class ScanInfo(_Record):
     """When, how and with what the scan ran."""
-    _OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("re_evaluated_from",)
+    _OMIT_IF_NONE: ClassVar[tuple[str, ...]] = ("re_evaluated_from", "selection")
     id: str = Field("", description="Scan id (a UUID); the manifest's scan_id and the log lines "
                                     "carry the same id.")
     bundle: str | None = Field(None, description="Bundle name: the UTC start time, "
@@ -182,6 +182,10 @@ class ScanInfo(_Record):
     re_evaluated_from: str | None = Field(None, description="Only in `attest evaluate --out` "
                                                             "files: the bundle whose stored evidence "
                                                             "was judged again.")
+    selection: dict[str, list[str]] | None = Field(
+        None, description="Only for a narrowed run (`attest scan --only` / `--controls`): the "
+                          "sources and control ids it was limited to; other sources are skipped "
+                          "and other controls absent from this scan.")
 
     @field_validator("started_at", "finished_at", mode="before")
     @classmethod

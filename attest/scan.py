@@ -171,11 +171,49 @@ def last_collected(chain: Chain | Path) -> Callable[[str, str], datetime | None]
     return lookup
 
 
-def plan_sources(config: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    """(collectors to run, skipped source -> reason)."""
+@dataclass(frozen=True)
+class Selection:
+    """A narrowed run: ``--only aws,github`` (sources) and/or ``--controls ID,...``."""
+    only: frozenset[str] | None = None
+    controls: frozenset[str] | None = None
+
+    def catalog(self, catalog: tuple[Control, ...]) -> tuple[Control, ...]:
+        chosen = [c for c in catalog if (self.controls is None or c.id in self.controls)
+                  and (self.only is None or c.source in self.only)]
+        return tuple(chosen)
+
+    def sources(self, catalog: tuple[Control, ...]) -> frozenset[str] | None:
+        if self.only is None and self.controls is None:
+            return None
+        return frozenset(c.source for c in self.catalog(catalog)) | (
+            self.only if self.controls is None and self.only else frozenset())
+
+    def wanted(self, catalog: tuple[Control, ...]) -> frozenset[str] | None:
+        """The evidence names the selected controls read (None: everything)."""
+        if self.controls is None:
+            return None
+        return frozenset(e for c in self.catalog(catalog) for e in c.evidence)
+
+    def to_json(self) -> dict[str, list[str]] | None:
+        if self.only is None and self.controls is None:
+            return None
+        out: dict[str, list[str]] = {}
+        if self.only is not None:
+            out["only"] = sorted(self.only)
+        if self.controls is not None:
+            out["controls"] = sorted(self.controls)
+        return out
+
+
+def plan_sources(config: LoadedConfig, selected: frozenset[str] | None = None
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """(collectors to run, skipped source -> reason). ``selected``: only these sources run."""
     run: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for name, source in sources().items():
+        if selected is not None and name not in selected:
+            skipped[name] = "skipped: not selected for this run (--only / --controls)"
+            continue
         section = config.section(name)
         mode = source.enabled_without_config
         runs_anyway = mode is True or (mode == WITHOUT_CONFIG_FILE and config.path is None)
@@ -219,7 +257,8 @@ def _collect_source(source: str, collector: Any, ctx: CollectContext,
 
 def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime | None = None,
              progress: Callable[[str], None] | None = None, demo: bool = False,
-             exceptions: Any = None, allow_unsafe_store: bool = False) -> ScanOutcome:
+             exceptions: Any = None, allow_unsafe_store: bool = False,
+             selection: Selection = Selection()) -> ScanOutcome:
     started = now or utcnow()
     t0 = time.monotonic()
     clock = (lambda: started + timedelta(seconds=time.monotonic() - t0)) if now else utcnow
@@ -234,7 +273,7 @@ def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime
     try:
         seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
         return _run(config, out, started, clock, progress or (lambda step: None), demo, capture,
-                    exceptions, seal, scan_id)
+                    exceptions, seal, scan_id, selection)
     finally:
         attest_log.removeHandler(capture)
         set_scan_id(None)
@@ -289,15 +328,18 @@ def prepare_seal(config: LoadedConfig, out: Path, *, allow_unsafe_store: bool = 
 
 def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[], datetime],
          progress: Callable[[str], None], demo: bool, capture: _LogCapture, exceptions: Any,
-         seal: Seal, scan_id: str) -> ScanOutcome:
-    collectors, skipped = plan_sources(config)
-    catalog: tuple[Control, ...] = load_catalog()
+         seal: Seal, scan_id: str, selection: Selection = Selection()) -> ScanOutcome:
+    full = load_catalog()
+    catalog: tuple[Control, ...] = selection.catalog(full)
+    collectors, skipped = plan_sources(config, selection.sources(full))
     writer = BundleWriter(out, started)
     records: list[Evidence] = []
     lock = threading.Lock()
     chain = seal.chain
 
     def sink(ev: Evidence) -> None:
+        if writer.closed:   # the scan stopped: a collector still running keeps nothing
+            return
         writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
         with lock:
             records.append(ev)
@@ -306,12 +348,15 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
 
     try:
         ctx = CollectContext(now=started, last_collected=last_collected(chain),
-                             progress=progress, output_dir=out)
+                             progress=progress, output_dir=out, wanted=selection.wanted(full))
         log.info("scan started: sources %s; skipped %s", ", ".join(collectors) or "none",
                  ", ".join(skipped) or "none")
-        with ThreadPoolExecutor(max_workers=max(1, len(collectors))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, len(collectors)), thread_name_prefix="attest-source")
+        try:
             futures = {s: pool.submit(_collect_source, s, c, ctx, sink) for s, c in collectors.items()}
             source_status = {s: f.result() for s, f in futures.items()}
+        finally:   # on Ctrl-C or SIGTERM: no waiting for in-flight reads (they are abandoned)
+            pool.shutdown(wait=False, cancel_futures=True)
         for s, reason in skipped.items():
             source_status[s] = SourceStatus(status="skipped", detail=reason)
         params = config.model.controls
@@ -319,16 +364,19 @@ def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[],
         incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
         scan = ScanInfo(id=scan_id, started_at=started, tool_version=__version__, demo=demo,
                         config_digest=config.digest, sources=source_status,
-                        incomplete=incomplete, params=params)
+                        incomplete=incomplete, params=params, selection=selection.to_json())
         results = build_results(results_list, scan,
                                 exceptions.to_json(started) if exceptions is not None else None)
         bundle, results, previous, store_error = _seal(writer, results, seal, config, started,
                                                        clock, capture)
-    except BaseException:
+    except BaseException as exc:
         if records:  # never lose evidence already collected, never let it look like a bundle
             kept = writer.quarantine()
-            log.error("scan did not complete; the %d evidence files collected so far are kept "
-                      "in %s (not a bundle)", len(records), kept)
+            if isinstance(exc, KeyboardInterrupt):   # the CLI's one line says where they are
+                exc.kept = (len(records), kept)      # type: ignore[attr-defined]
+            else:
+                log.error("scan did not complete; the %d evidence files collected so far are "
+                          "kept in %s (not a bundle)", len(records), kept)
         else:
             writer.abandon()
         raise

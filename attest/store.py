@@ -78,6 +78,7 @@ class BundleWriter:
         self.tmp = self.out_dir / f".{self.name}-{uuid.uuid4().hex[:8]}.partial"
         self.tmp.mkdir()
         self._lock = threading.Lock()
+        self.closed = False   # after quarantine or abandon: a late collector thread writes nothing
         self.digests: dict[str, tuple[str, int]] = {}  # relpath -> (sha256, size) of what was written
 
     def write_bytes(self, relpath: str, data: bytes) -> str:
@@ -85,6 +86,8 @@ class BundleWriter:
         if not str(target).startswith(str(self.tmp.resolve()) + os.sep):
             raise ValueError(f"refusing to write outside the bundle: {relpath}")
         with self._lock:
+            if self.closed:
+                raise RuntimeError("the bundle was closed (the scan stopped)")
             if relpath in self.digests:
                 raise FileExistsError(f"evidence file written twice: {relpath}")
             self.digests[relpath] = (sha256_bytes(data), len(data))
@@ -116,10 +119,14 @@ class BundleWriter:
         return self.final
 
     def abandon(self) -> None:
+        with self._lock:
+            self.closed = True
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def quarantine(self) -> Path:
         """Keep what was written, under a hidden name that is never taken for a bundle."""
+        with self._lock:
+            self.closed = True
         kept = self.out_dir / f".{self.name}.incomplete"
         n = 1
         while kept.exists():

@@ -40,6 +40,9 @@ class CollectContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("attest.collect"))
     progress: Callable[[str], None] = lambda step: None
     output_dir: Path | None = None
+    # a narrowed run (--controls): the evidence names its controls read; None = everything.
+    # A collector may skip what is not wanted (AWS does); collecting more is never wrong.
+    wanted: frozenset[str] | None = None
 
     def evidence(self, name: str, scope: str, payload: Any = None, *,
                  state: EvidenceState = EvidenceState.OK, detail: str = "",

@@ -329,9 +329,11 @@ def test_plain_message_covers_the_common_pydantic_errors() -> None:
 
 # --- real processes: a closed pipe, Ctrl-C ------------------------------------------------------
 
-def attest_process(args: list[str], cwd: Path, **kw) -> subprocess.Popen:
+def attest_process(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None,
+                   **kw) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "ATTEST_CONFIG"}
     env["PYTHONPATH"] = str(ROOT)
+    env.update(env_extra or {})
     return subprocess.Popen([sys.executable, "-m", "attest", *args], cwd=cwd, env=env, **kw)
 
 
@@ -381,3 +383,30 @@ def test_ctrl_c_during_a_scan_is_one_line_and_exit_130(tmp_path: Path) -> None:
     assert proc.wait(timeout=120) == 130, "".join(seen) + rest
     assert one_error_line("".join(seen) + rest) == ["attest: interrupted; no bundle was written"]
     assert not [p for p in (tmp_path / "attest-demo").iterdir() if p.name[:1].isdigit()]
+
+
+def test_sigterm_during_a_scan_stops_at_once_and_keeps_the_evidence(tmp_path: Path) -> None:
+    """What Kubernetes and CI runners send: handled like Ctrl-C. Reads in flight (here every
+    fake answers after 2 s) are abandoned, the evidence already collected is kept in a hidden
+    .incomplete folder, one line says so, exit 130."""
+    import time
+    proc = attest_process(["scan", "--demo"], tmp_path, {"ATTEST_DEMO_LATENCY_MS": "2000"},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:                  # AWS (moto, no added latency) has been collected
+        seen.append(line)
+        if "aws: " in line and "evidence records" in line:
+            break
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, "".join(seen) + rest
+    waited = time.monotonic() - t0
+    assert waited < 10, f"waited {waited:.1f}s for reads in flight"   # a GitHub read takes >= 2 s each
+    lines = one_error_line("".join(seen) + rest)
+    assert len(lines) == 1 and lines[0].startswith("attest: stopped (SIGTERM); no bundle was written; the ")
+    folder = tmp_path / "attest-demo"
+    kept = [p for p in folder.iterdir() if p.name.endswith(".incomplete")]
+    assert len(kept) == 1 and str(kept[0].name) in lines[0]
+    assert list((kept[0] / "evidence" / "aws").rglob("*.json"))
+    assert not [p for p in folder.iterdir() if p.name.endswith(".partial") or p.name[:1].isdigit()]

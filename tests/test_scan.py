@@ -70,3 +70,22 @@ def test_a_collector_crashing_midway_can_never_pass() -> None:
     incomplete = [f"{r.name} {r.scope}" for r in records if not r.state.known]
     assert exit_code_for(build_results([result], ScanInfo(started_at=NOW,
                                                           incomplete=incomplete))) == 3
+
+
+def test_a_narrowed_run_collects_and_judges_only_what_was_selected(demo, tmp_path: Path) -> None:
+    from attest.scan import Selection
+    config = load_config(None, overrides=demo.config)
+    outcome = run_scan(config, out_dir=tmp_path / "out", now=NOW, demo=True,
+                       selection=Selection(only=frozenset({"aws", "github"}),
+                                           controls=frozenset({"aws.s3.encrypted",
+                                                               "github.org_2fa_required"})))
+    results = outcome.results
+    assert [c.id for c in results.controls] == ["aws.s3.encrypted", "github.org_2fa_required"]
+    assert results.scan.selection == {"only": ["aws", "github"],
+                                      "controls": ["aws.s3.encrypted", "github.org_2fa_required"]}
+    assert {s: v.status for s, v in results.scan.sources.items()} == {
+        "aws": "collected", "github": "collected", "okta": "skipped", "datadog": "skipped",
+        "manual": "skipped"}
+    aws_names = {p.stem for p in (outcome.bundle / "evidence" / "aws").rglob("*.json")}
+    # the AWS collector reads only what aws.s3.encrypted needs (plus who and where it is)
+    assert aws_names == {"aws.s3.buckets", "aws.sts.caller_identity", "aws.ec2.regions"}

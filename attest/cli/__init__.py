@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import threading
 import sys
-from typing import Iterator, NoReturn, Sequence
+from typing import Any, Iterator, NoReturn, Sequence
 
 from attest import __version__
 from attest.cli.common import Parser, global_options
@@ -30,7 +32,7 @@ EXIT_CODES = {
     2: "bad usage or config: one line on stderr names the file, line, key or path",
     3: "some evidence could not be collected or judged, or the bundle could not be uploaded",
     4: "internal error (a bug: please report it with the output of `attest -v ...`)",
-    130: "interrupted (Ctrl-C)",
+    130: "interrupted (Ctrl-C) or stopped (SIGTERM); evidence collected so far is kept in a hidden .<ts>.incomplete/ folder",
     141: "stdout was closed early (`attest ... | head`); nothing is lost",
 }
 CLOSED_PIPE = 141        # what a shell reports for a process ended by SIGPIPE (128 + 13)
@@ -55,8 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (what Kubernetes and CI runners send), handled like Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Stopped()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line. Called without ``argv`` it is the program (the ``attest`` script): an
+    interrupted scan then ends at once, abandoning reads still in flight."""
+    code = _main(argv)
+    if argv is None and code == 130 and threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)   # collector threads may be blocked in a read: do not wait for them
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = None
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
@@ -80,10 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return CLOSED_PIPE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         scan = args is not None and getattr(args, "command", None) == "scan"
-        print("attest: interrupted; no bundle was written" if scan else "attest: interrupted",
-              file=sys.stderr)
+        how = "stopped (SIGTERM)" if isinstance(exc, Stopped) else "interrupted"
+        kept = getattr(exc, "kept", None)
+        line = f"attest: {how}; no bundle was written" if scan else f"attest: {how}"
+        if kept:
+            line += f"; the {kept[0]} evidence files collected so far are kept in {kept[1]}"
+        print(line, file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: one line for the nightly log, the traceback with -v
         log.debug("internal error", exc_info=True)

@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
                         "now fails or errors (3 still when the bundle could not be stored)")
     s.add_argument("--allow-unsafe-store", action="store_true",
                    help="scan even when the S3 store is not versioned or is public")
+    s.add_argument("--only", metavar="SOURCES",
+                   help="only these sources, comma-separated (e.g. aws,github); the others are "
+                        "skipped")
+    s.add_argument("--controls", metavar="IDS",
+                   help="only these controls, comma-separated; only their sources run and, for "
+                        "AWS, only the evidence they read is collected")
     s.set_defaults(func=cmd_scan)
 
     c = add_command(sub, "controls", help="list the control catalog", description="the control catalog",
@@ -89,10 +95,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
             demo.stop()
         raise
     where = config.model.store or str(out.resolve())
+    selection = _selection(args)
     try:
         with progress_reporter() as step:
             outcome = run_scan(config, out_dir=out, progress=step, demo=bool(demo),
-                               exceptions=exceptions, allow_unsafe_store=args.allow_unsafe_store)
+                               exceptions=exceptions, allow_unsafe_store=args.allow_unsafe_store,
+                               selection=selection)
     except KeyboardInterrupt:
         raise
     except Exception as exc:   # the scan could not run: the alert channels hear of it
@@ -173,6 +181,33 @@ def _alert(config: Any, current: Any, previous: Any, store: str, scan_failure: s
                            datadog=config.section("datadog"), scan_failure=scan_failure, log=log)
     for channel, outcome in outcomes.items():
         log.info("alert %s: %s", channel, outcome)
+
+
+def _selection(args: argparse.Namespace) -> Any:
+    """``--only`` and ``--controls`` as a Selection; an unknown name is one line, exit 2."""
+    from attest.scan import Selection
+    from attest.sources import source_names
+    from controls import catalog_by_id
+
+    def names(value: str | None, flag: str) -> frozenset[str] | None:
+        if value is None:
+            return None
+        parts = frozenset(p.strip() for p in value.split(",") if p.strip())
+        if not parts:
+            raise UsageError(f"{flag}: give one or more names, comma-separated")
+        return parts
+    only, controls = names(args.only, "--only"), names(args.controls, "--controls")
+    known = source_names()
+    for name in sorted(only or ()):
+        if name not in known:
+            raise UsageError(f"--only {name}: unknown source (known: {', '.join(known)})")
+    catalog = catalog_by_id()
+    for cid in sorted(controls or ()):
+        if cid not in catalog:
+            raise UsageError(f"--controls {cid}: unknown control id (see `attest controls`)")
+        if only is not None and catalog[cid].source not in only:
+            raise UsageError(f"--controls {cid}: its source {catalog[cid].source} is not in --only")
+    return Selection(only=only, controls=controls)
 
 
 def print_results(results: "Results", fmt: str) -> None:

@@ -1,7 +1,9 @@
 """Run a WSGI app (a vendor API fake) on 127.0.0.1, on a free port, in a background thread."""
 from __future__ import annotations
 
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,17 +35,30 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def _latency_from_env() -> float:
+    """``ATTEST_DEMO_LATENCY_MS``: milliseconds every fake adds to every answer (benchmarks, and
+    tests of what happens while reads are in flight)."""
+    try:
+        return max(0.0, float(os.environ.get("ATTEST_DEMO_LATENCY_MS", "0")) / 1000)
+    except ValueError:
+        return 0.0
+
+
 class LocalServer:
     """``with LocalServer(app) as url: ...`` or ``start()``/``stop()``; records requests in ``log``."""
 
-    def __init__(self, app: Callable, log: RequestLog | None = None) -> None:
+    def __init__(self, app: Callable, log: RequestLog | None = None,
+                 latency: float | None = None) -> None:
         self.app = app
         self.log = log or RequestLog()
+        self.latency = _latency_from_env() if latency is None else latency
         self._server = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
     def _logged(self, environ: dict, start_response: Callable) -> Any:
+        if self.latency:
+            time.sleep(self.latency)
         request = Request(environ)
         status_holder: dict[str, str] = {}
 

@@ -63,7 +63,7 @@ class AwsCollector:
                     yield self._report(ctx, ev)
                 if not account.id:
                     continue
-                for spec, region in self._plan(regions):
+                for spec, region in self._plan(regions, ctx.wanted):
                     futures.append(pool.submit(self._run, ctx, spec, account, region))
             for future in as_completed(futures):
                 yield self._report(ctx, future.result())
@@ -73,9 +73,10 @@ class AwsCollector:
         ctx.progress(f"aws {account} {region} {ev.name}")
         return ev
 
-    def _plan(self, regions: list[str]) -> Iterator[tuple[Spec, str]]:
+    def _plan(self, regions: list[str], wanted: frozenset[str] | None = None
+              ) -> Iterator[tuple[Spec, str]]:
         for spec in SPECS:
-            if spec.fetch == "prelude":
+            if spec.fetch == "prelude" or (wanted is not None and spec.name not in wanted):
                 continue
             if spec.scope == "global":
                 yield spec, "global"
