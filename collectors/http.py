@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -92,6 +93,7 @@ class Request:
     send: Callable[[], Any]                          # -> Response (an awaitable for AsyncHttp)
     needs: str = ""                                  # what the credentials need, when denied
     absent: tuple[int, ...] = ()                     # statuses meaning "no such thing" (a fact)
+    bucket: str = ""                                 # its rate-limit bucket (default: operation)
 
 
 class HttpError(Exception):
@@ -242,12 +244,27 @@ def _final(exc: BaseException, request: Request, attempts: int) -> HttpError:
     return HttpError(EvidenceState.ERROR, f"{request.operation}: {type(exc).__name__}: {exc}"[:400])
 
 
+@dataclass
+class _Budget:
+    """What one rate-limit bucket allows: its limit per window, what is left (our estimate: the
+    server's count, less what we sent since), and when the window resets (our clock)."""
+    limit: float | None = None
+    remaining: float | None = None
+    reset_at: float | None = None
+
+
 class _Base:
     def __init__(self, source: str, scope: str, *, policy: RetryPolicy = RetryPolicy(),
                  rates: RateHeaders = RateHeaders(), denied: tuple[int, ...] = (401, 403),
-                 base_url: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 base_url: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 share: float = 1.0) -> None:
         self.source, self.scope, self.policy, self.rates = source, scope, policy, rates
         self.clock = clock             # for pacing (tests pass the fake server's clock)
+        # the share of each window's budget this scan may use: the rest is left to the org's
+        # other integrations (a budget the server announces is shared by all of them)
+        self.share = share
+        self._budgets: dict[str, _Budget] = {}
+        self._budget_lock = threading.Lock()
         self.denied, self.base_url = denied, base_url
         self.calls = 0                 # requests sent (attempts), for benchmarks and tests
         self.waits: list[float] = []   # every wait: backoff, retry-after, pacing
@@ -293,6 +310,37 @@ class _Base:
     def _pacing_delay(self) -> float:
         return max(0.0, self._pause_until - self.clock())
 
+    def _budget_wait(self, bucket: str) -> float:
+        """0: a request may go now (and is counted); else seconds to wait before asking again.
+        Each window keeps ``(1 - share)`` of its announced limit for others."""
+        with self._budget_lock:
+            b = self._budgets.setdefault(bucket, _Budget())
+            now = self.clock()
+            if b.reset_at is not None and now >= b.reset_at and b.limit is not None:
+                b.remaining, b.reset_at = b.limit, None          # a new window
+            if b.limit is None or b.remaining is None or b.reset_at is None:
+                return 0.0                     # no budget or no window announced: no waiting
+            fresh = b.remaining >= b.limit     # a window's first call always goes, whatever share
+            if b.remaining >= 1 and (fresh or b.remaining - 1 >= b.limit * (1 - self.share)):
+                b.remaining -= 1
+                return 0.0
+            return max(0.05, b.reset_at - now)
+
+    def _budget_note(self, bucket: str, response: Response) -> None:
+        limits = _numbers(response.header(self.rates.limit))
+        remaining = _numbers(response.header(self.rates.remaining))
+        if not limits or not remaining:
+            return
+        wait = reset_in(response, self.rates)
+        with self._budget_lock:
+            b = self._budgets.setdefault(bucket, _Budget())
+            new_window = b.reset_at is None or (wait is not None and self.clock() + wait > b.reset_at + 1)
+            b.limit = min(limits)
+            b.remaining = min(remaining) if new_window or b.remaining is None else \
+                min(b.remaining, min(remaining))
+            if wait is not None:
+                b.reset_at = self.clock() + wait
+
     def _log(self, request: Request, t0: float, outcome: str, attempts: int, detail: str | None) -> None:
         extra = f"{attempts} attempts" if attempts > 1 else None
         log_call(self.source, self.scope, request.operation, time.monotonic() - t0, outcome,
@@ -323,17 +371,24 @@ class _Call:
         self.t0, self.attempts = time.monotonic(), 0
 
     def before(self) -> float:
-        """Seconds to wait before this attempt (pacing); counts the attempt."""
+        """Seconds to wait before this attempt may go (pacing, the rate budget): 0 when it may
+        go now, and then the attempt is counted. Ask again after waiting."""
         delay = self.layer._pacing_delay()
         if delay:
             self.layer.waits.append(delay)
             self.layer._pause_until = 0.0
+            return delay
+        delay = self.layer._budget_wait(self.request.bucket or self.request.operation)
+        if delay:
+            self.layer.waits.append(delay)
+            return delay
         self.attempts += 1
         self.layer.calls += 1
-        return delay
+        return 0.0
 
     def after(self, response: Response) -> Response:
         self.layer._note(response)
+        self.layer._budget_note(self.request.bucket or self.request.operation, response)
         return classify(self.request, response, self.layer.policy, self.layer.rates,
                         self.layer.denied)
 
@@ -384,8 +439,7 @@ class Http(_Base):
         call = _Call(self, request)
 
         def attempt() -> Response:
-            delay = call.before()
-            if delay:
+            while delay := call.before():
                 self.sleep(delay)
             return call.after(request.send())
         try:
@@ -423,8 +477,7 @@ class AsyncHttp(_Base):
         call = _Call(self, request)
 
         async def attempt() -> Response:
-            delay = call.before()
-            if delay:
+            while delay := call.before():
                 await self.sleep(delay)
             return call.after(await request.send())
         try:

@@ -199,3 +199,56 @@ def test_https_or_loopback(url: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError):
             https_or_loopback(url, "base_url")
+
+
+def test_a_share_of_the_announced_budget_is_left_to_others(server: Server) -> None:
+    """limit 10 a window, share 0.5: once the server says 5 are left, the layer waits for the
+    window to reset instead of using the others' half (no 429 ever comes into it)."""
+    script = [(200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": str(9 - i),
+                     "X-RateLimit-Reset": "60"}, {"i": i}) for i in range(5)]
+    script += [(200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "9",
+                      "X-RateLimit-Reset": "60"}, {"i": 5}), (200, {}, {"i": 6})]
+    server.script = script
+    clock = [1000.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+    h = Http("test", "s", sleep=sleep, clock=lambda: clock[0], share=0.5,
+             rates=RateHeaders(reset_is="seconds"))
+    sent_at = []
+    for i in range(7):
+        h.call(get(server.url + f"/x{i}", "GET /x", ))
+        sent_at.append(clock[0])
+    assert sent_at[:5] == [1000.0] * 5          # the first five go at once
+    assert sleeps and abs(sum(sleeps) - 60) < 1  # then one wait for the window's reset
+    assert sent_at[5] >= 1059
+    # buckets are per endpoint: another operation has a budget of its own
+    assert h._budget_wait("GET /other") == 0.0
+
+
+def test_a_tiny_budget_still_lets_one_call_a_window_go(server: Server) -> None:
+    """limit 1 and share 0.5 (half a call): each window's first call goes, after waiting for the
+    window, instead of the layer waiting for ever; and with no reset announced nobody waits."""
+    server.script = [(200, {"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0",
+                            "X-RateLimit-Reset": "30"}, {"i": i}) for i in range(3)]
+    server.script += [(200, {"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0"}, {"i": i})
+                      for i in range(3, 6)]
+    clock = [1000.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+    h = Http("test", "s", sleep=sleep, clock=lambda: clock[0], share=0.5,
+             rates=RateHeaders(reset_is="seconds"))
+    for i in range(3):
+        h.call(get(server.url + f"/x{i}", "GET /x"))
+    assert sleeps == [30.0, 30.0]                 # one call a window
+    h2 = Http("test", "s", sleep=sleep, clock=lambda: clock[0], share=0.5,
+              rates=RateHeaders(reset_is="seconds"))
+    sleeps.clear()
+    for i in range(3, 6):
+        h2.call(get(server.url + f"/y{i}", "GET /y"))
+    assert sleeps == []                           # no window announced: nothing to wait for

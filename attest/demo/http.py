@@ -74,6 +74,9 @@ class LocalServer:
     def start(self) -> str:
         self._server = make_server("127.0.0.1", 0, self._logged, threaded=True,
                                    request_handler=_QuietHandler)
+        # stop() must not wait for handler threads: a client's kept-alive connection (or a read
+        # abandoned by a stopped scan) would hold it until the client goes away
+        self._server.block_on_close = False
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.url = f"http://127.0.0.1:{self._server.server_port}"

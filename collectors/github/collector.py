@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
@@ -21,11 +23,11 @@ from pydantic import BaseModel
 from attest.model import Evidence, EvidenceState, isoformat
 from collectors.base import CollectContext
 from collectors.http import (Http, HttpError, Paged, Request, Response, RetryPolicy,
-                             Unreachable, message_of)
+                             Unreachable)
 from collectors.github.graphql import (
     Graphql, GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories)
 from collectors.github.source import (BRANCHES, DEPENDABOT, MEMBERS_2FA, ORG, ORG_RULESETS, PULLS,
-                                      REPOS, SOURCE, VULN_ALERTS, Config)
+                                      REPOS, SOURCE, Config)
 
 PER_PAGE = 100
 
@@ -143,38 +145,8 @@ class GithubCollector:
         yield ev(ORG, org_data, request={"method": "GET", "path": f"/orgs/{org}"})
 
         guard = lambda name, read: ctx.guarded(name, self.scope, read)   # noqa: E731
-        yield guard(MEMBERS_2FA, lambda: self._rest_list(
-            ctx, req, MEMBERS_2FA, f"/orgs/{_segment(org)}/members", {"filter": "2fa_disabled"},
-            "be an organization owner (filter=2fa_disabled is owner-only)"))
-
-        ctx.progress("github: repositories")
-        repos = guard(REPOS, lambda: self._rest_list(
-            ctx, req, REPOS, f"/orgs/{_segment(org)}/repos", {"type": "all"},
-            "list repositories (Metadata: read / repo)", shape=self._repos_payload))
-        yield repos
-
-        ctx.progress("github: branch protection and rulesets")
         gql = Graphql(lambda text, variables, needs: self.http.call(self._request(
             req, "POST", req.graphql_url, needs, input={"query": text, "variables": variables})))
-        yield guard(BRANCHES, lambda: self._graphql(
-            ctx, BRANCHES, "organization.repositories",
-            "read repositories and branch protection (Administration: read, Metadata: read / repo)",
-            lambda: repositories(gql, org, self.config.include_archived)))
-        yield guard(ORG_RULESETS, lambda: self._graphql(
-            ctx, ORG_RULESETS, "organization.rulesets",
-            "read organization rulesets (organization Administration: read / admin:org read, "
-            "org owner)", lambda: org_rulesets(gql, org)))
-
-        ctx.progress("github: Dependabot")
-        yield guard(VULN_ALERTS, lambda: self._vulnerability_alerts(ctx, req, repos))
-        archived = set(repos.payload["archived_skipped"]) if repos.state.known else set()
-        yield guard(DEPENDABOT, lambda: self._rest_list(
-            ctx, req, DEPENDABOT, f"/orgs/{_segment(org)}/dependabot/alerts", {"state": "open"},
-            "read Dependabot alerts (Dependabot alerts: read / security_events; org owner or "
-            "security manager)",
-            shape=lambda alerts: [a for a in alerts if _repo_of(a) not in archived]))
-
-        ctx.progress("github: merged pull requests")
         until = ctx.now
         since = until - timedelta(days=self.config.changes_lookback_days)
         # since the last scan that read the merged pulls successfully (a failed night must not
@@ -182,11 +154,49 @@ class GithubCollector:
         last_ok = ctx.last_collected(PULLS, self.scope)
         if last_ok is not None and last_ok > since:
             since = last_ok
-        yield guard(PULLS, lambda: self._graphql(ctx, PULLS, "search(is:pr is:merged)",
-                            "read pull requests and reviews (Pull requests: read / repo)",
-                            lambda: {"since": isoformat(since), "until": isoformat(until),
-                                     "pulls": merged_pulls(gql, org, since, until,
-                                                           self.config.include_archived)}))
+
+        reads: dict[str, Callable[[], Evidence]] = {
+            MEMBERS_2FA: lambda: self._rest_list(
+                ctx, req, MEMBERS_2FA, f"/orgs/{_segment(org)}/members", {"filter": "2fa_disabled"},
+                "be an organization owner (filter=2fa_disabled is owner-only)"),
+            REPOS: lambda: self._rest_list(
+                ctx, req, REPOS, f"/orgs/{_segment(org)}/repos", {"type": "all"},
+                "list repositories (Metadata: read / repo)", shape=self._repos_payload),
+            # repositories with their default branch's protection, rulesets and Dependabot-alerts
+            # setting: 100 repositories per GraphQL call, no call per repository
+            BRANCHES: lambda: self._graphql(
+                ctx, BRANCHES, "organization.repositories",
+                "read repositories, branch protection and the Dependabot-alerts setting "
+                "(Administration: read, Metadata: read / repo; a repository admin)",
+                lambda: repositories(gql, org, self.config.include_archived)),
+            ORG_RULESETS: lambda: self._graphql(
+                ctx, ORG_RULESETS, "organization.rulesets",
+                "read organization rulesets (organization Administration: read / admin:org read, "
+                "org owner)", lambda: org_rulesets(gql, org)),
+            DEPENDABOT: lambda: self._rest_list(
+                ctx, req, DEPENDABOT, f"/orgs/{_segment(org)}/dependabot/alerts", {"state": "open"},
+                "read Dependabot alerts (Dependabot alerts: read / security_events; org owner or "
+                "security manager)"),
+            PULLS: lambda: self._graphql(
+                ctx, PULLS, "search(is:pr is:merged)",
+                "read pull requests and reviews (Pull requests: read / repo)",
+                lambda: {"since": isoformat(since), "until": isoformat(until),
+                         "pulls": merged_pulls(gql, org, since, until, self.config.include_archived)}),
+        }
+        ctx.progress("github: members, repositories, branch protection, Dependabot, pull requests")
+        # independent reads run side by side; the HTTP layer paces them to the rate limit
+        with ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="attest-github") as pool:
+            futures = {name: pool.submit(guard, name, read) for name, read in reads.items()}
+            got = {name: f.result() for name, f in futures.items()}
+        repos = got[REPOS]
+        archived = set(repos.payload["archived_skipped"]) if repos.state.known else set()
+        alerts = got[DEPENDABOT]
+        if alerts.state.known and isinstance(alerts.payload, list):   # archived repos are out of scope
+            alerts = replace(alerts, payload=[a for a in alerts.payload if _repo_of(a) not in archived])
+        got[DEPENDABOT] = alerts
+        for name in self.produces:
+            if name in got:
+                yield got[name]
 
     def _record(self, ctx: CollectContext) -> Callable[..., Evidence]:
         def make(name: str, payload: Any, state: EvidenceState = EvidenceState.OK,
@@ -227,30 +237,6 @@ class GithubCollector:
         except HttpError as exc:
             return self._record(ctx)(name, None, exc.state, exc.detail, request)
         return self._record(ctx)(name, payload, request=request)
-
-    def _vulnerability_alerts(self, ctx: CollectContext, req: Any, repos: Evidence) -> Evidence:
-        """GET /repos/{o}/{r}/vulnerability-alerts per repo: 204 enabled, 404 disabled."""
-        request = {"method": "GET", "path": "/repos/{owner}/{repo}/vulnerability-alerts"}
-        if not repos.state.known:
-            return self._record(ctx)(VULN_ALERTS, None, repos.state,
-                                     f"repositories could not be listed: {repos.detail}", request)
-        result: dict[str, Any] = {}
-        for repo in repos.payload["repositories"]:
-            full = repo["full_name"]
-            owner, _, name = full.partition("/")
-            path = f"/repos/{_segment(owner)}/{_segment(name)}/vulnerability-alerts"
-            admin = (repo.get("permissions") or {}).get("admin")
-            try:
-                response = self.http.call(self._request(
-                    req, "GET", path, "Administration: read (or repo admin)", absent=(404,)))
-            except HttpError as exc:   # unknown for this repository only
-                result[full] = {"status": exc.status, "viewer_admin": admin, "message": exc.detail}
-                continue
-            result[full] = {"status": response.status, "enabled": response.status != 404,
-                            "viewer_admin": admin}
-            if response.status == 404:
-                result[full]["message"] = message_of(response.body)
-        return self._record(ctx)(VULN_ALERTS, result, request=request)
 
 
 def _segment(name: str) -> str:

@@ -45,6 +45,7 @@ query Repositories($org: String!, $cursor: String) {
       pageInfo { hasNextPage endCursor }
       nodes {
         id databaseId name nameWithOwner isArchived isPrivate viewerCanAdminister
+        hasVulnerabilityAlertsEnabled
         defaultBranchRef {
           name
           branchProtectionRule {

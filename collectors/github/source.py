@@ -11,7 +11,6 @@ MEMBERS_2FA = "github.members_2fa_disabled"
 REPOS = "github.repos"
 BRANCHES = "github.branch_protection"
 ORG_RULESETS = "github.org_rulesets"
-VULN_ALERTS = "github.vulnerability_alerts"
 DEPENDABOT = "github.dependabot_alerts"
 PULLS = "github.merged_pulls"
 
@@ -31,6 +30,8 @@ class Config(BaseModel):
     max_rate_limit_wait: int = Field(300, ge=0, le=3600,
                                      description="longest wait (s) for a rate-limit reset")
     timeout: int = Field(30, ge=1, le=300)
+    max_workers: int = Field(4, ge=1, le=16, description="reads run concurrently (within the rate "
+                                                         "limit the HTTP layer paces)")
 
     @field_validator("base_url")
     @classmethod
@@ -53,7 +54,7 @@ class Config(BaseModel):
 SOURCE = Source(
     name="github", title="GitHub", order=20, config=Config,
     collector="collectors.github.collector:GithubCollector",
-    produces=(ORG, MEMBERS_2FA, REPOS, BRANCHES, ORG_RULESETS, VULN_ALERTS, DEPENDABOT, PULLS),
+    produces=(ORG, MEMBERS_2FA, REPOS, BRANCHES, ORG_RULESETS, DEPENDABOT, PULLS),
     sdks=("github",),
     demo="collectors.github.demo:start_demo",
     reads_with="PyGithub (REST, GitHub App auth) and GraphQL through its requester",

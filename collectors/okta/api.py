@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -42,6 +43,7 @@ def build_client(settings: dict[str, Any]) -> Any:
                 os.environ[HTTPS_CHECK_ENV] = saved
 
 
+_OKTA_ID = re.compile(r"/(?:0[0-9a-z]{2}|[0-9a-z]{3})[0-9A-Za-z]{17}(?=/|$)")
 RATES = RateHeaders(remaining="x-rate-limit-remaining", reset="x-rate-limit-reset",
                     reset_is="epoch", limit="x-rate-limit-limit")
 
@@ -75,7 +77,8 @@ class OktaReader:
             for key, value in response.headers.items():
                 headers[key.lower()] = f"{headers[key.lower()]}, {value}" if key.lower() in headers else value
             return Response(response.status, headers, _parse(text), text or "")
-        return Request(f"GET {path}", send, needs)
+        # Okta counts its limits per endpoint: one user's factors share a bucket with every other's
+        return Request(f"GET {path}", send, needs, bucket="GET " + _OKTA_ID.sub("/{id}", path))
 
     async def get(self, path: str, params: dict[str, Any] | None = None, needs: str = "") -> Any:
         return (await self.http.call(self.request(path, params, needs))).body

@@ -19,7 +19,6 @@ from collectors.okta.api import RATES, OktaReader, build_client
 from collectors.okta.source import POLICY_EVIDENCE, SOURCE, Config
 
 PAGE_SIZE = 200            # the users API maximum
-FACTOR_CONCURRENCY = 4     # parallel factor reads; Okta's concurrency limits are per org
 
 NEEDS = {
     "okta.users": "a read-only admin role, or the okta.users.read scope",
@@ -49,7 +48,8 @@ class OktaCollector:
         client = build_client(self.config.sdk_settings())
         async with client:
             http = AsyncHttp(self.source, self.scope, policy=self.policy, rates=RATES,
-                             base_url=self.config.org_url, **self.timing)
+                             base_url=self.config.org_url, share=self.config.rate_limit_share,
+                             **self.timing)
             reader = OktaReader(client, self.config.org_url, http)
             async def step(names: tuple[str, ...], work: Any, default: Any = None) -> Any:
                 """One read; an unexpected exception stays with the evidence it was for."""
@@ -125,7 +125,7 @@ class OktaCollector:
                 "okta.factors", self.scope, state=out["okta.users"].state, request=request,
                 detail="not read: the user list could not be read")
             return
-        gate = asyncio.Semaphore(FACTOR_CONCURRENCY)
+        gate = asyncio.Semaphore(self.config.max_workers)
 
         async def one(user_id: str) -> tuple[str, Paged | HttpError]:
             async with gate:

@@ -30,6 +30,11 @@ class Config(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     rate_limit_max_wait: float = Field(60.0, ge=0, description="longest single wait on a rate limit (s)")
     timeout: int = Field(60, ge=1, description="per-request timeout (s)")
+    rate_limit_share: float = Field(0.5, gt=0, le=1, description="the share of each rate-limit "
+                                    "window attest may use; the rest is left to the org's other "
+                                    "integrations")
+    max_workers: int = Field(8, ge=1, le=64, description="detail reads (one user's factors) in "
+                                                        "flight at once")
 
     @field_validator("org_url")
     @classmethod

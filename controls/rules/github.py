@@ -169,16 +169,19 @@ def branch_status_checks(ev: EvidenceView, params: dict[str, Any]) -> Iterator[F
 
 @rule("github.dependabot_alerts")
 def dependabot_alerts(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]:
-    for record in ev.get("github.vulnerability_alerts"):
-        for name, entry in sorted((record.payload or {}).items()):
-            if entry.get("enabled") is True:
+    for record in ev.get("github.branch_protection"):
+        for repo in (record.payload or {}).get("repositories", []):
+            name = repo.get("nameWithOwner", "?")
+            enabled = repo.get("hasVulnerabilityAlertsEnabled")
+            if repo.get("viewerCanAdminister") is not True:
+                yield errored(name, f"GitHub tells whether Dependabot alerts are on only to "
+                                    f"repository admins: {ADMIN}")
+            elif enabled is True:
                 yield passed(name, "Dependabot alerts are enabled")
-            elif entry.get("enabled") is False and entry.get("viewer_admin") is not False:
+            elif enabled is False:
                 yield failed(name, "Dependabot alerts are disabled")
-            elif entry.get("enabled") is False:
-                yield errored(name, f"GitHub answered 404, which non-admins also get: {ADMIN}")
             else:
-                yield errored(name, f"GitHub answered {entry.get('status')}: {entry.get('message')}")
+                yield errored(name, "hasVulnerabilityAlertsEnabled was not in GitHub's answer")
 
 
 def _security_feature(ev: EvidenceView, feature: str, label: str,

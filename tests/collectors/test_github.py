@@ -107,10 +107,9 @@ def test_250_repositories_cost_at_most_ten_calls_for_branch_controls(server: Any
     branch_calls = srv.log.count(lambda e: e["path"] == "/graphql" or "ruleset" in e["path"]
                                  or "/branches/" in e["path"])
     assert branch_calls <= 10
-    # the only per-repository calls are the Dependabot-alerts probes
-    per_repo = srv.log.count(lambda e: e["path"].startswith("/repos/"))
-    assert per_repo == srv.log.count(lambda e: e["path"].endswith("/vulnerability-alerts")) == 250
-    assert srv.log.count() - per_repo <= 12
+    # no call per repository: the Dependabot-alerts setting comes with the GraphQL pages
+    assert srv.log.count(lambda e: e["path"].startswith("/repos/")) == 0
+    assert srv.log.count() <= 12
     assert statuses(records)["github.branch_review_required"] is Status.FAIL
 
 
@@ -132,8 +131,8 @@ def test_names_with_html_dot_dot_and_non_ascii(server: Any) -> None:
     full = {f"acme/{n}" for n in names}
     assert {r["full_name"] for r in records["github.repos"].payload["repositories"]} == full
     assert {r["nameWithOwner"] for r in records["github.branch_protection"].payload["repositories"]} == full
-    assert set(records["github.vulnerability_alerts"].payload) == full
-    assert all(v["enabled"] for v in records["github.vulnerability_alerts"].payload.values())
+    nodes = records["github.branch_protection"].payload["repositories"]
+    assert all(n["hasVulnerabilityAlertsEnabled"] for n in nodes)
     for r in records.values():
         assert r.path.startswith("evidence/github/acme/") and ".." not in r.path.split("/")
     control = catalog_by_id()["github.vulnerability_sla"]

@@ -48,13 +48,21 @@ def server(world: fk.OktaWorld):
 
 
 class Sleeps(list):
+    """The collector's waits, recorded, on a clock they advance (no test really sleeps)."""
+    now = 1000.0
+
     async def __call__(self, seconds: float) -> None:
         self.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 def collect(url: str, sleeps: Sleeps | None = None, **config: Any) -> dict[str, Evidence]:
+    sleeps = sleeps if sleeps is not None else Sleeps()
     collector = OktaCollector(Config(org_url=url, **({"token": TOKEN} | config)),
-                              sleep=sleeps if sleeps is not None else Sleeps())
+                              sleep=sleeps, clock=sleeps.clock)
     records = list(collector.collect(CollectContext(now=NOW)))
     assert [r.name for r in records] == list(OktaCollector.produces)
     return {r.name: r for r in records}

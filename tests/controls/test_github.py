@@ -164,16 +164,20 @@ def test_hidden_protection_still_passes_by_ruleset_and_empty_repo_is_skipped() -
 
 # --- Dependabot and secret scanning ----------------------------------------------------------
 
-@pytest.mark.parametrize("entry, expected", [
-    ({"status": 204, "enabled": True, "viewer_admin": True}, Status.PASS),
-    ({"status": 404, "enabled": False, "viewer_admin": True, "message": "Not Found"}, Status.FAIL),
-    ({"status": 404, "enabled": False, "viewer_admin": None, "message": "Not Found"}, Status.FAIL),
-    ({"status": 404, "enabled": False, "viewer_admin": False, "message": "Not Found"}, Status.ERROR),
-    ({"status": 403, "viewer_admin": True, "message": "Forbidden"}, Status.ERROR),
+@pytest.mark.parametrize("fields, expected", [
+    ({"viewerCanAdminister": True, "hasVulnerabilityAlertsEnabled": True}, Status.PASS),
+    ({"viewerCanAdminister": True, "hasVulnerabilityAlertsEnabled": False}, Status.FAIL),
+    # GitHub answers the setting truthfully only to admins: false from a non-admin is unknown
+    ({"viewerCanAdminister": False, "hasVulnerabilityAlertsEnabled": False}, Status.ERROR),
+    ({"viewerCanAdminister": True}, Status.ERROR),
 ])
-def test_dependabot_alerts(entry: dict[str, Any], expected: Status) -> None:
-    status, findings = run("github.dependabot_alerts", rec("vulnerability_alerts", {"acme/api": entry}))
+def test_dependabot_alerts(fields: dict[str, Any], expected: Status) -> None:
+    node = {"nameWithOwner": "acme/api", **fields}
+    status, findings = run("github.dependabot_alerts",
+                           rec("branch_protection", {"repositories": [node], "archived_skipped": []}))
     assert status is expected and findings == {"acme/api": expected}
+    status, _ = run("github.dependabot_alerts", rec("branch_protection", None, EvidenceState.DENIED))
+    assert status is Status.ERROR
 
 
 def rest_repo(private: bool = True, **features: str | None) -> dict[str, Any]:

@@ -44,6 +44,7 @@ type Repository {
   isArchived: Boolean!
   isPrivate: Boolean!
   viewerCanAdminister: Boolean!
+  hasVulnerabilityAlertsEnabled: Boolean!
   defaultBranchRef: Ref
   rulesets(after: String, before: String, first: Int, includeParents: Boolean = true, last: Int,
            targets: [RepositoryRulesetTarget!] = null): RepositoryRulesetConnection
@@ -201,6 +202,8 @@ class Resolver:
         return {"id": node_id("Repository", repo.id), "databaseId": repo.id, "name": repo.name,
                 "nameWithOwner": f"{self.world.org}/{repo.name}", "isArchived": repo.archived,
                 "isPrivate": repo.private, "viewerCanAdminister": self.admin,
+                # GitHub answers this truthfully only to repository admins (others see false)
+                "hasVulnerabilityAlertsEnabled": repo.vulnerability_alerts and self.admin,
                 "defaultBranchRef": {"name": repo.default_branch,
                                      "branchProtectionRule": protection_rule(repo, protection)},
                 "rulesets": _conn(lambda: [self.ruleset(rs, org=False) for rs in repo.rulesets])}
