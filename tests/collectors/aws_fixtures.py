@@ -63,7 +63,7 @@ def _denial(service: str) -> tuple[str, bytes]:
         return "text/xml", (b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>"
                             b"You are not authorized to perform this operation.</Message></Error>"
                             b"</Errors><RequestID>attest-test</RequestID></Response>")
-    if service in ("iam", "sts", "rds"):
+    if service in ("iam", "sts", "rds", "sns", "monitoring", "elasticloadbalancing"):
         return "text/xml", (b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
                             b"<Message>not authorized</Message></Error>"
                             b"<RequestId>attest-test</RequestId></ErrorResponse>")

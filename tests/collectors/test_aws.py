@@ -10,6 +10,7 @@ import boto3
 
 from collectors.aws import demo as seed_aws
 from collectors.aws.demo import ACCOUNT, client
+from collectors.aws.demo_gaps import GAPS
 from attest.model import EvidenceState
 from collectors.aws.specs import PRODUCES, SPECS
 from tests.collectors.aws_fixtures import NOW, DenyingProxy, collect, evaluate, record, statuses
@@ -80,6 +81,54 @@ def _seed_flipped(url: str) -> None:
     web = ec2.create_security_group(GroupName="web", Description="HTTPS")
     ec2.authorize_security_group_ingress(GroupId=web["GroupId"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    _seed_flipped_auditor(url, web["GroupId"])
+
+
+def _seed_flipped_auditor(url: str, web_sg: str) -> None:
+    """The flipped estate of the controls an auditor expects (see seed_aws.auditor_estate)."""
+    s3 = client(url, "s3")
+    s3.put_bucket_policy(Bucket="acme-logs", Policy=seed_aws.deny_insecure_transport("acme-logs"))
+    logs = client(url, "logs")
+    logs.create_log_group(logGroupName="acme-app")
+    logs.put_retention_policy(logGroupName="acme-app", retentionInDays=731)
+    for region in (HOME, EU):
+        client(url, "securityhub", region).enable_security_hub()
+        GAPS.enable_standards(ACCOUNT, region, ["aws-foundational-security-best-practices/v/1.0.0"])
+        client(url, "inspector2", region).enable(accountIds=[ACCOUNT], resourceTypes=["EC2"])
+    detector = client(url, "guardduty").list_detectors()["DetectorIds"][0]
+    GAPS.add_finding(ACCOUNT, HOME, detector, finding_id="fresh", type="Recon:IAMUser/MaliciousIPCaller",
+                     severity=7.2, created=NOW - timedelta(days=1), title="fresh",
+                     resource={"resourceType": "AccessKey"})
+    GAPS.add_analyzer(ACCOUNT, HOME, "unused", NOW, type="ACCOUNT_UNUSED_ACCESS")
+    iam = client(url, "iam")
+    iam.put_user_policy(UserName="carol", PolicyName="carol-s3", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                "Resource": "arn:aws:s3:::acme-logs/*"}]}))
+    rds = client(url, "rds")
+    rds.create_db_snapshot(DBInstanceIdentifier="reporting", DBSnapshotIdentifier="reporting-export")
+    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="reporting-export",
+                                     AttributeName="restore", ValuesToAdd=["all"])
+    ec2 = client(url, "ec2")
+    instance = ec2.run_instances(ImageId=seed_aws.AMI, MinCount=1, MaxCount=1,
+                                 MetadataOptions={"HttpTokens": "required"})["Instances"][0]
+    volume = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    ec2.create_snapshot(VolumeId=volume, Description="private")
+    plan = client(url, "backup").create_backup_plan(BackupPlan={"BackupPlanName": "daily", "Rules": [
+        {"RuleName": "daily", "TargetBackupVaultName": "Default"}]})
+    GAPS.add_backup_selection(ACCOUNT, HOME, plan["BackupPlanId"], "all", NOW)
+    GAPS.protect(ACCOUNT, HOME, f"arn:aws:rds:{HOME}:{ACCOUNT}:db:reporting", "RDS", "reporting", NOW)
+    GAPS.protect(ACCOUNT, HOME, f"arn:aws:ec2:{HOME}:{ACCOUNT}:volume/{volume}", "EBS", volume, NOW)
+    cert = client(url, "acm").request_certificate(DomainName="app.acme.example")["CertificateArn"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    elbv2 = client(url, "elbv2")
+    lb = elbv2.create_load_balancer(Name="app", Subnets=subnets, SecurityGroups=[web_sg])
+    target = elbv2.create_target_group(Name="app", Protocol="HTTP", Port=80,
+                                       VpcId=ec2.describe_vpcs()["Vpcs"][0]["VpcId"])
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancers"][0]["LoadBalancerArn"], Protocol="HTTPS",
+                          Port=443, SslPolicy="ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+                          Certificates=[{"CertificateArn": cert}], DefaultActions=[
+                              {"Type": "forward",
+                               "TargetGroupArn": target["TargetGroups"][0]["TargetGroupArn"]}])
 
 
 def test_flipped_estate_and_parameters(moto):
@@ -89,6 +138,8 @@ def test_flipped_estate_and_parameters(moto):
                for cid, status in seed_aws.EXPECTED.items()}
     flipped["aws.iam.root_mfa"] = "fail"              # moto has no way to give root MFA
     flipped["aws.iam.root_no_access_keys"] = "pass"   # ... nor root access keys
+    # moto records no CloudWatch Logs delivery (and acme-local is single-region)
+    flipped["aws.cloudtrail.cloudwatch_delivery"] = "fail"
     assert statuses(records) == flipped
     assert record(records, "aws.iam.password_policy", GLOBAL).state is EvidenceState.ABSENT
     assert record(records, "aws.s3control.public_access_block", GLOBAL).state is EvidenceState.ABSENT
