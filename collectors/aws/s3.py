@@ -1,9 +1,9 @@
 """S3 buckets with their per-bucket settings, each read in the bucket's own region.
 
-The bucket listing (``ListBuckets`` and each bucket's ``GetBucketLocation``) is read once per
-account and shared by the S3 evidence items; each item then reads its own settings per bucket.
-A bucket whose reads fail is left out of the record and named in ``unknown`` by its ARN (the
-record is ``partial``): the other buckets are still judged.
+The bucket listing (``ListBuckets``, and ``GetBucketLocation`` for a bucket it gives no
+``BucketRegion``) is read once per account and shared by the S3 evidence items; each item then
+reads its own settings per bucket. A bucket whose reads fail is left out of the record and named
+in ``unknown`` by its ARN (the record is ``partial``): the other buckets are still judged.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collectors.aws.detail import DETAIL_WORKERS, finish, read_each
 from collectors.aws.session import Target
 
 BUCKET_WORKERS = DETAIL_WORKERS
-LISTING_ACTIONS = ("ListBuckets", "GetBucketLocation")
+LIST_MAX = 10000    # ListBuckets' largest page
 
 
 def bucket_arn(bucket: dict[str, Any]) -> str:
@@ -22,9 +22,10 @@ def bucket_arn(bucket: dict[str, Any]) -> str:
 
 
 def buckets(t: Target) -> dict[str, Any]:
-    """Each bucket with the raw answers of ``GetBucketLocation``, ``GetBucketEncryption`` and
-    ``GetPublicAccessBlock``. ``null`` for the last two means AWS said there is none
-    (ServerSideEncryptionConfigurationNotFoundError, NoSuchPublicAccessBlockConfiguration)."""
+    """Each bucket with the raw answers of ``GetBucketEncryption`` and ``GetPublicAccessBlock``
+    (and ``GetBucketLocation``, when the listing gave no ``BucketRegion``). ``null`` for the
+    first two means AWS said there is none (ServerSideEncryptionConfigurationNotFoundError,
+    NoSuchPublicAccessBlockConfiguration)."""
     def read(bucket: dict[str, Any], region: str) -> dict[str, Any]:
         name = bucket["Name"]
         return {
@@ -87,15 +88,17 @@ def _each_bucket(t: Target, read: Callable[[dict[str, Any], str], dict[str, Any]
 
 def _listing(t: Target) -> dict[str, Any]:
     """``ListBuckets`` (every page) and each bucket's region (``BucketRegion`` when the listing
-    gives it, else ``GetBucketLocation``); the IAM actions it used."""
-    listing = t.paginate("s3", "ListBuckets") or {}
+    gives it, else ``GetBucketLocation``); the IAM actions it used. AWS lists ``BucketRegion``
+    only when the request has a parameter, hence ``MaxBuckets`` (its maximum)."""
+    listing = t.paginate("s3", "ListBuckets", MaxBuckets=LIST_MAX) or {}
     items = listing.pop("Buckets", [])
 
     def locate(bucket: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        if bucket.get("BucketRegion"):
+            return bucket, bucket["BucketRegion"]
         location = t.call("s3", "GetBucketLocation", what=f"bucket {bucket['Name']}",
                           Bucket=bucket["Name"]) or {}
-        region = bucket.get("BucketRegion") or _region(location.get("LocationConstraint"))
-        return {**bucket, "GetBucketLocation": location}, region
+        return {**bucket, "GetBucketLocation": location}, _region(location.get("LocationConstraint"))
 
     located, unknown = read_each(items, locate, key=bucket_arn, workers=BUCKET_WORKERS)
     return {"listing": listing, "buckets": located, "unknown": unknown,

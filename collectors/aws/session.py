@@ -101,8 +101,11 @@ class Clients:
         self._lock = threading.Lock()
 
     def get(self, service: str, region: str, first_contact: bool = False) -> BaseClient:
+        key = (service, region, first_contact)
+        client = self._cache.get(key)   # a client made already: no waiting on one being made
+        if client is not None:
+            return client
         with self._lock:  # boto3 sessions are not thread-safe; clients are
-            key = (service, region, first_contact)
             client = self._cache.get(key)
             if client is None:
                 client = self._cache[key] = self._create(service, region, first_contact)

@@ -200,10 +200,12 @@ def inspector_enabled(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Find
         where = resource(account, region, "inspector2")
         mine = [a for a in payload.get("accounts", []) if a.get("accountId") == account]
         refused = [a for a in payload.get("failedAccounts", []) if a.get("accountId") == account]
-        if not mine:
-            why = refused[0].get("errorMessage") or refused[0].get("errorCode") if refused else None
-            yield errored(where, f"Inspector returned no status for the account"
-                          + (f": {why}" if why else ""))
+        if refused:
+            why = refused[0].get("errorMessage") or refused[0].get("errorCode")
+            yield errored(where, f"Inspector could not return the account's status: {why}")
+            continue
+        if not mine:    # AWS lists every account asked for; none: never enabled
+            yield failed(where, "Inspector has never been enabled (no status for the account)")
             continue
         states = mine[0].get("resourceState") or {}
         off = [f"{label} ({(states.get(key) or {}).get('status', 'unknown')})"
