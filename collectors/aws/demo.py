@@ -18,7 +18,15 @@ What moto cannot express, and how the demo handles it:
   this process, as :func:`start_server` does);
 * stable ids: moto makes up VPC, security group, KMS key, detector and access key ids from one
   random source, so :func:`seed` first seeds it through moto's ``/moto-api/seed`` endpoint
-  (:func:`seed_ids`); a re-run of the demo then shows no AWS resource as new.
+  (:func:`seed_ids`); a re-run of the demo then shows no AWS resource as new;
+* operations moto does not answer (GuardDuty findings, Security Hub standards, Access Analyzer,
+  AWS Backup selections and protected resources, snapshot block public access): the server is
+  moto behind :data:`collectors.aws.demo_gaps.GAPS`, which answers them in the API reference's
+  shape from state the demo seeds (:func:`auditor_estate`);
+* CloudWatch Logs delivery: moto's GetTrailStatus has no ``LatestCloudWatchLogsDeliveryTime``,
+  so ``aws.cloudtrail.cloudwatch_delivery`` fails in the demo (the trail shows no delivery);
+* a certificate about to expire: moto checks an imported certificate against the wall clock,
+  so the legacy portal's certificate gets its validity in the in-process ACM backend.
 """
 from __future__ import annotations
 

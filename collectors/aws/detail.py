@@ -51,7 +51,7 @@ def finish(payload: dict[str, Any], unknown: dict[str, str], noun: str) -> dict[
     first = next(iter(sorted(unknown.items())))
     more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
     raise CallFailed(EvidenceState.PARTIAL,
-                     f"{len(unknown)} {noun} could not be read: {first[0]}: {first[1]}{more}",
+                     f"{noun}: {len(unknown)} could not be read: {first[0]}: {first[1]}{more}",
                      payload, unknown)
 
 

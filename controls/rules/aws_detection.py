@@ -17,15 +17,11 @@ S3_OBJECT = "AWS::S3::Object"
 ALL_BUCKETS = re.compile(r"arn:[a-z-]+:s3(:::)?")
 
 
-def _home_copies(ev: EvidenceView) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
-    yield from sorted(trails(ev).items())
-
-
 # --- aws.cloudtrail.cloudwatch_delivery -----------------------------------------------------
 
 @rule("aws.cloudtrail.cloudwatch_delivery")
 def cloudtrail_cloudwatch_delivery(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]:
-    for account, found in _home_copies(ev):
+    for account, found in sorted(trails(ev).items()):
         problems, unknown = [], []
         for arn, trail in sorted(found.items()):
             if not trail.get("IsMultiRegionTrail"):
@@ -88,7 +84,7 @@ def _s3_object_events(selectors: dict[str, Any]) -> tuple[bool, bool]:
 
 @rule("aws.cloudtrail.s3_data_events")
 def cloudtrail_s3_data_events(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]:
-    for account, found in _home_copies(ev):
+    for account, found in sorted(trails(ev).items()):
         problems, unknown = [], []
         for arn, trail in sorted(found.items()):
             status, selectors = trail.get("GetTrailStatus"), trail.get("GetEventSelectors")
