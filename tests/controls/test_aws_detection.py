@@ -273,6 +273,9 @@ def test_logs_retention():
     assert bad.resource == f"arn:aws:logs:us-east-1:{ACCT}:log-group:lambda"
     assert bad.detail == "keeps logs 14 days (< 365)"
     assert status("aws.logs.retention", [groups(("lambda", 14))], min_days=14) == "pass"
+    denied = make("aws.logs.log_groups", None, "eu-west-1", state="denied",
+                  detail="logs:DescribeLogGroups was denied")
+    assert status("aws.logs.retention", [groups(("audit", 400)), denied]) == "error"
 
 
 # --- aws.cloudwatch.security_alarms ---------------------------------------------------------

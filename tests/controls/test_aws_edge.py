@@ -128,6 +128,10 @@ def test_access_logs():
     result = evaluate("aws.elb.access_logs", attributes((ALB, "application", True), (NLB, "network", False)))
     assert result.status.value == "fail"
     assert [f.resource for f in result.findings if f.status.value == "fail"] == [NLB]
+    partial = make("aws.elbv2.attributes", {"LoadBalancers": []}, "us-east-1", state="partial",
+                   unknown={ALB: "elasticloadbalancing:DescribeLoadBalancerAttributes was denied"})
+    result = evaluate("aws.elb.access_logs", [partial])
+    assert result.status.value == "error" and result.findings[0].resource == ALB
 
 
 # --- aws.ec2.imdsv2 -------------------------------------------------------------------------
@@ -149,6 +153,9 @@ def test_imdsv2():
     assert result.status.value == "fail"
     assert result.findings[0].resource == f"arn:aws:ec2:eu-west-1:{ACCT}:instance/i-4"
     assert result.findings[0].detail == "IMDSv1 allowed (HttpTokens optional)"
+    denied = make("aws.ec2.instances", None, "ap-south-1", state="denied",
+                  detail="ec2:DescribeInstances was denied")
+    assert status("aws.ec2.imdsv2", good + [denied]) == "error"
 
 
 # --- aws.acm.certificates_valid -------------------------------------------------------------

@@ -130,6 +130,9 @@ def test_deletion_protection_judges_members_through_the_cluster():
     result = evaluate("aws.rds.deletion_protection",
                       rds([db("a", DeletionProtection=False)], [cluster("aurora", DeletionProtection=False)]))
     assert [f.status.value for f in result.findings] == ["fail", "fail"]
+    denied = make("aws.rds.clusters", None, "eu-west-1", state="denied",
+                  detail="rds:DescribeDBClusters was denied")
+    assert status("aws.rds.deletion_protection", rds([db("a")]) + [denied]) == "error"
 
 
 def snapshots(db_snaps=(), cluster_snaps=()):
