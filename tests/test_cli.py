@@ -85,8 +85,9 @@ def test_permissions_and_controls_commands(capsys: pytest.CaptureFixture[str]) -
     assert main(["permissions", "aws"]) == 0
     policy = json.loads(capsys.readouterr().out)
     actions = {a for s in policy["Statement"] for a in s["Action"]}
-    assert actions and all(a.split(":")[1].startswith(("Describe", "Get", "List", "Generate"))
-                           for a in actions)
+    assert actions and all(
+        a.split(":")[1].startswith(("Describe", "Get", "List", "BatchGet", "Generate"))
+        for a in actions)
     assert main(["controls", "--criterion", "cc8"]) == 0
     assert "github.branch_review_required" in capsys.readouterr().out
     assert main(["controls", "--source", "nope"]) == 2

@@ -13,7 +13,7 @@ from collectors.aws import demo as seed_aws
 from collectors.aws import specs
 from tests.collectors.aws_fixtures import NOW, collect
 
-READ_ONLY_VERBS = ("Describe", "Get", "List", "GenerateCredentialReport")
+READ_ONLY_VERBS = ("Describe", "Get", "List", "BatchGet", "GenerateCredentialReport")
 
 
 def test_shipped_policy_is_the_generated_one():

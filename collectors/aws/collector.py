@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from attest.model import Evidence, EvidenceState
-from collectors.aws import cloudtrail, guardduty, iam, kms, s3
+from collectors.aws import backup, cloudtrail, ec2, elb, guardduty, iam, kms, rds, s3, securityhub
 from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
                                     failure, open_accounts)
 from collectors.aws.source import SOURCE, AccountConfig, Config
@@ -39,6 +39,18 @@ FETCHERS: dict[str, Callable[[Target], dict[str, Any]]] = {
     "trails": cloudtrail.trails,
     "detectors": guardduty.detectors,
     "keys": kms.keys,
+    "bucket_policies": s3.bucket_policies,
+    "bucket_acls": s3.bucket_acls,
+    "bucket_versioning": s3.bucket_versioning,
+    "findings": guardduty.findings,
+    "hub": securityhub.hub,
+    "db_snapshots": rds.db_snapshots,
+    "cluster_snapshots": rds.cluster_snapshots,
+    "ebs_snapshots": ec2.snapshots,
+    "backup_plans": backup.plans,
+    "elbv2_listeners": elb.listeners,
+    "elbv2_attributes": elb.attributes,
+    "classic_load_balancers": elb.classic,
 }
 
 
@@ -131,16 +143,18 @@ class AwsCollector:
     def _fetch(self, ctx: CollectContext, name: str, t: Target, call: Callable[[], Any],
                scope_region: str = "global") -> Evidence:
         scope = f"aws:{t.account.id}:{scope_region}"
+        unknown: dict[str, str] = {}
         try:
             payload = call()
             state, detail = EvidenceState.OK, ""
         except CallFailed as exc:
-            payload, state, detail = exc.payload, exc.state, exc.detail
+            payload, state, detail, unknown = exc.payload, exc.state, exc.detail, exc.unknown
         except Exception as exc:  # noqa: BLE001 - an unexpected answer stays with its scope
             ctx.log.warning("aws %s at %s: %s: %s", name, scope, type(exc).__name__, exc)
             payload, state, detail = None, EvidenceState.ERROR, f"{type(exc).__name__}: {exc}"
         request = {"operations": sorted(t.requested), "region": t.region}
-        return ctx.evidence(name, scope, payload, state=state, detail=detail, request=request)
+        return ctx.evidence(name, scope, payload, state=state, detail=detail, request=request,
+                            unknown=unknown)
 
 
 def _offered(account: Account) -> dict[str, frozenset[str]]:
@@ -157,7 +171,7 @@ def _plain(spec: Spec, t: Target) -> dict[str, Any]:
 
     One of the spec's ``absent`` error codes makes the whole record ``absent``."""
     payload: dict[str, Any] = {}
-    params = {k: v.format(account=t.account.id) for k, v in spec.params.items()}
+    params = {k: _filled(v, t.account.id) for k, v in spec.params.items()}
     for operation in spec.operations:
         answer = t.paginate(spec.service, operation, absent=spec.absent, **params)
         if answer is None:
@@ -165,3 +179,14 @@ def _plain(spec: Spec, t: Target) -> dict[str, Any]:
                                                    f"reports none ({' / '.join(spec.absent)})")
         payload.update(answer)
     return payload
+
+
+def _filled(value: Any, account: str) -> Any:
+    """A spec parameter with ``{account}`` replaced in every string it holds."""
+    if isinstance(value, str):
+        return value.format(account=account)
+    if isinstance(value, list):
+        return [_filled(v, account) for v in value]
+    if isinstance(value, dict):
+        return {k: _filled(v, account) for k, v in value.items()}
+    return value

@@ -51,13 +51,19 @@ NO_ANSWER = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosed
 
 
 class CallFailed(Exception):
-    """An AWS call that could not be answered; ``state`` is the evidence state it leads to."""
+    """An AWS call that could not be answered; ``state`` is the evidence state it leads to.
 
-    def __init__(self, state: EvidenceState, detail: str, payload: Any = None) -> None:
+    ``unknown``: for a ``partial`` answer whose listing was read whole but some resources' detail
+    reads failed, those resources (by the id the rules name them with) and why; the record stays
+    readable for every other resource."""
+
+    def __init__(self, state: EvidenceState, detail: str, payload: Any = None,
+                 unknown: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.state = state
         self.detail = detail
         self.payload = payload
+        self.unknown = dict(unknown or {})
 
 
 def failure(exc: Exception, action: str, what: str = "") -> CallFailed:
@@ -95,8 +101,11 @@ class Clients:
         self._lock = threading.Lock()
 
     def get(self, service: str, region: str, first_contact: bool = False) -> BaseClient:
+        key = (service, region, first_contact)
+        client = self._cache.get(key)   # a client made already: no waiting on one being made
+        if client is not None:
+            return client
         with self._lock:  # boto3 sessions are not thread-safe; clients are
-            key = (service, region, first_contact)
             client = self._cache.get(key)
             if client is None:
                 client = self._cache[key] = self._create(service, region, first_contact)
@@ -141,6 +150,25 @@ class Account:
     session: boto3.Session | None = None
     clients: Clients | None = None
     offered: dict[str, frozenset[str]] = field(default_factory=dict)  # service -> its regions
+    # reads several evidence items share (the S3 bucket listing): computed once per account
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
+    _shared_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for, its result (or its CallFailed)
+        after that; threads asking at once wait for the first."""
+        with self._shared_lock:
+            slot = self._shared.setdefault(key, {"lock": threading.Lock()})
+        with slot["lock"]:
+            if "value" not in slot and "failed" not in slot:
+                try:
+                    slot["value"] = compute()
+                except CallFailed as exc:
+                    slot["failed"] = exc
+            if "failed" in slot:
+                failed = slot["failed"]
+                raise CallFailed(failed.state, failed.detail, failed.payload, failed.unknown)
+            return slot["value"]
 
     def open(self) -> None:
         """Create the session and its clients once (raises e.g. ProfileNotFound)."""

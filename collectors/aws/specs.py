@@ -28,7 +28,7 @@ class Spec:
     operations: tuple[str, ...]              # API operations this evidence needs
     fetch: str | None = None                 # special fetcher in FETCHERS; None: call each operation
     absent: tuple[str, ...] = ()             # error codes meaning "does not exist" -> state absent
-    params: dict[str, str] = field(default_factory=dict)  # "{account}" is replaced
+    params: dict[str, Any] = field(default_factory=dict)  # "{account}" in strings is replaced
 
 
 SPECS: tuple[Spec, ...] = (
@@ -62,17 +62,69 @@ SPECS: tuple[Spec, ...] = (
     Spec("aws.ec2.security_groups", "ec2", "regional", ("DescribeSecurityGroups",)),
     Spec("aws.config.recorders", "config", "regional",
          ("DescribeConfigurationRecorders", "DescribeConfigurationRecorderStatus")),
+    # --- the controls an auditor expects (detection, access, data, edge) -------------------
+    # IAM: every user, group and role with its inline and attached policies, and every
+    # customer-managed policy with its versions, in one paginated call (no per-policy reads)
+    Spec("aws.iam.authorization_details", "iam", "global", ("GetAccountAuthorizationDetails",),
+         params={"Filter": ["User", "Role", "Group", "LocalManagedPolicy"]}),
+    # S3 per-bucket settings, one record each (the bucket listing is read once per account)
+    Spec("aws.s3.bucket_policies", "s3", "global",
+         ("ListBuckets", "GetBucketLocation", "GetBucketPolicy", "GetBucketPolicyStatus"),
+         fetch="bucket_policies"),
+    Spec("aws.s3.bucket_acls", "s3", "global", ("ListBuckets", "GetBucketLocation", "GetBucketAcl"),
+         fetch="bucket_acls"),
+    Spec("aws.s3.bucket_versioning", "s3", "global",
+         ("ListBuckets", "GetBucketLocation", "GetBucketVersioning", "GetObjectLockConfiguration"),
+         fetch="bucket_versioning"),
+    Spec("aws.guardduty.findings", "guardduty", "regional",
+         ("ListDetectors", "ListFindings", "GetFindings"), fetch="findings"),
+    Spec("aws.securityhub.hub", "securityhub", "regional", ("DescribeHub", "GetEnabledStandards"),
+         fetch="hub"),
+    Spec("aws.accessanalyzer.analyzers", "accessanalyzer", "regional", ("ListAnalyzers",)),
+    Spec("aws.inspector2.account_status", "inspector2", "regional", ("BatchGetAccountStatus",),
+         params={"accountIds": ["{account}"]}),
+    Spec("aws.rds.snapshots", "rds", "regional",
+         ("DescribeDBSnapshots", "DescribeDBSnapshotAttributes"), fetch="db_snapshots"),
+    Spec("aws.rds.cluster_snapshots", "rds", "regional",
+         ("DescribeDBClusterSnapshots", "DescribeDBClusterSnapshotAttributes"),
+         fetch="cluster_snapshots"),
+    Spec("aws.ec2.snapshots", "ec2", "regional", ("DescribeSnapshots", "DescribeSnapshotAttribute"),
+         fetch="ebs_snapshots"),
+    Spec("aws.ec2.snapshot_block_public_access", "ec2", "regional",
+         ("GetSnapshotBlockPublicAccessState",)),
+    Spec("aws.ec2.instances", "ec2", "regional", ("DescribeInstances",)),
+    Spec("aws.ec2.volumes", "ec2", "regional", ("DescribeVolumes",)),
+    Spec("aws.logs.log_groups", "logs", "regional", ("DescribeLogGroups",)),
+    Spec("aws.logs.metric_filters", "logs", "regional", ("DescribeMetricFilters",)),
+    Spec("aws.cloudwatch.alarms", "cloudwatch", "regional", ("DescribeAlarms",)),
+    Spec("aws.sns.subscriptions", "sns", "regional", ("ListSubscriptions",)),
+    Spec("aws.backup.plans", "backup", "regional", ("ListBackupPlans", "ListBackupSelections"),
+         fetch="backup_plans"),
+    Spec("aws.backup.protected_resources", "backup", "regional", ("ListProtectedResources",)),
+    Spec("aws.elbv2.listeners", "elbv2", "regional",
+         ("DescribeLoadBalancers", "DescribeListeners", "DescribeRules"), fetch="elbv2_listeners"),
+    Spec("aws.elbv2.attributes", "elbv2", "regional",
+         ("DescribeLoadBalancers", "DescribeLoadBalancerAttributes"), fetch="elbv2_attributes"),
+    Spec("aws.elb.load_balancers", "elb", "regional",
+         ("DescribeLoadBalancers", "DescribeLoadBalancerPolicies"), fetch="classic_load_balancers"),
+    Spec("aws.acm.certificates", "acm", "regional", ("ListCertificates",),
+         params={"Includes": {"keyTypes": ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096",
+                                           "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]}}),
 )
 
 PRODUCES: tuple[str, ...] = tuple(s.name for s in SPECS)
 
 # IAM's action names where they differ from "<service>:<Operation>".
-IAM_PREFIX = {"s3control": "s3"}
+IAM_PREFIX = {"s3control": "s3", "accessanalyzer": "access-analyzer",
+              "elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
 IAM_ACTION_OVERRIDES = {
     ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
     ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
     ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
     ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+    ("s3", "GetBucketPolicyStatus"): "s3:GetBucketPolicyStatus",
+    ("s3", "GetObjectLockConfiguration"): "s3:GetBucketObjectLockConfiguration",
+    ("s3", "GetBucketVersioning"): "s3:GetBucketVersioning",
 }
 
 

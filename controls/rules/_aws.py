@@ -1,9 +1,14 @@
 """Small helpers shared by the AWS rule modules (not a rule module itself)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from attest.model import Evidence, EvidenceState
+
+if TYPE_CHECKING:
+    from controls.rules import EvidenceView
+
+TRAILS = "aws.cloudtrail.trails"
 
 
 def account_region(record: Evidence) -> tuple[str, str]:
@@ -25,3 +30,28 @@ def offered(records: list[Evidence]) -> Iterator[tuple[Evidence, str, str, Any]]
             continue
         account, region = account_region(record)
         yield record, account, region, record.payload or {}
+
+
+def trails(ev: "EvidenceView") -> dict[str, dict[str, dict[str, Any]]]:
+    """account -> trail ARN -> trail, merged over regions (the home region's copy carries the
+    GetTrailStatus and GetEventSelectors answers). Accounts with no trails map to {}."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for _, account, _, payload in offered(ev.get(TRAILS)):
+        found = out.setdefault(account, {})
+        for trail in payload.get("trailList", []):
+            arn = trail["TrailARN"]
+            if arn not in found or "GetTrailStatus" in trail:
+                found[arn] = trail
+    return out
+
+
+def tags(items: list[dict[str, Any]] | None) -> dict[str, str]:
+    """AWS's ``[{"Key": k, "Value": v}]`` as a dict."""
+    return {t.get("Key", ""): t.get("Value", "") for t in items or []}
+
+
+def as_list(value: Any) -> list[Any]:
+    """A policy element that may be one value or a list, as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -6,21 +6,7 @@ from typing import Any, Iterator
 from attest.model import Finding, errored, failed, passed
 from controls.rules import EvidenceView, rule
 from controls.rules._aws import offered, resource
-
-TRAILS = "aws.cloudtrail.trails"
-
-
-def _trails(ev: EvidenceView) -> dict[str, dict[str, dict[str, Any]]]:
-    """account -> trail ARN -> trail, merged over regions (the home region's copy carries the
-    GetTrailStatus and GetEventSelectors answers). Accounts with no trails map to {}."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for _, account, _, payload in offered(ev.get(TRAILS)):
-        trails = out.setdefault(account, {})
-        for trail in payload.get("trailList", []):
-            arn = trail["TrailARN"]
-            if arn not in trails or "GetTrailStatus" in trail:
-                trails[arn] = trail
-    return out
+from controls.rules._aws import trails as _trails
 
 
 def _all_management_events(selectors: dict[str, Any]) -> bool:

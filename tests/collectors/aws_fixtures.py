@@ -39,10 +39,11 @@ def statuses(records: list[Evidence], now: datetime = NOW) -> dict[str, str]:
 
 
 def make(name: str, payload: Any, region: str = "global", *, account: str = "123456789012",
-         state: str = "ok", detail: str = "") -> Evidence:
-    """A literal evidence record for pure rule tests."""
+         state: str = "ok", detail: str = "", unknown: dict[str, str] | None = None) -> Evidence:
+    """A literal evidence record for pure rule tests (``unknown``: a partial record's resources
+    that could not be read)."""
     return Evidence(name=name, scope=f"aws:{account}:{region}", state=EvidenceState(state),
-                    payload=payload, detail=detail)
+                    payload=payload, detail=detail, unknown=dict(unknown or {}))
 
 
 def record(records: list[Evidence], name: str, scope: str) -> Evidence:
@@ -63,7 +64,7 @@ def _denial(service: str) -> tuple[str, bytes]:
         return "text/xml", (b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>"
                             b"You are not authorized to perform this operation.</Message></Error>"
                             b"</Errors><RequestID>attest-test</RequestID></Response>")
-    if service in ("iam", "sts", "rds"):
+    if service in ("iam", "sts", "rds", "sns", "monitoring", "elasticloadbalancing"):
         return "text/xml", (b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
                             b"<Message>not authorized</Message></Error>"
                             b"<RequestId>attest-test</RequestId></ErrorResponse>")
@@ -75,12 +76,15 @@ def _denial(service: str) -> tuple[str, bytes]:
 
 
 class DenyingProxy:
-    """Forwards to moto, but answers 403 AccessDenied when ``deny(region, service, body)``."""
+    """Forwards to moto, but answers 403 AccessDenied when ``deny(region, service, body)`` (with
+    ``with_path``: ``deny(region, service, body, path)``, the path with its query string)."""
 
-    def __init__(self, upstream: str, deny: Callable[[str, str, bytes], bool]) -> None:
+    def __init__(self, upstream: str, deny: Callable[..., bool], *, with_path: bool = False) -> None:
         self.upstream = urlsplit(upstream)
         self.deny = deny
+        self.with_path = with_path
         self.requests: list[tuple[str, bytes]] = []   # (X-Amz-Target, body) of each request
+        self.paths: list[tuple[str, str, str]] = []   # (service, method, path?query) of each
         self.server = LocalServer(self.app)
 
     def count(self, needle: str | bytes) -> int:
@@ -93,7 +97,9 @@ class DenyingProxy:
         match = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         region, service = match.groups() if match else ("", "")
         self.requests.append((environ.get("HTTP_X_AMZ_TARGET", ""), body))
-        if self.deny(region, service, body):
+        path = environ.get("REQUEST_URI") or environ["PATH_INFO"]
+        self.paths.append((service, environ["REQUEST_METHOD"], path))
+        if self.deny(region, service, body, path) if self.with_path else self.deny(region, service, body):
             content_type, payload = _denial(service)
             start_response("403 Forbidden", [("Content-Type", content_type),
                                              ("x-amzn-ErrorType", "AccessDeniedException")])

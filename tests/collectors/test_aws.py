@@ -10,6 +10,7 @@ import boto3
 
 from collectors.aws import demo as seed_aws
 from collectors.aws.demo import ACCOUNT, client
+from collectors.aws.demo_gaps import GAPS
 from attest.model import EvidenceState
 from collectors.aws.specs import PRODUCES, SPECS
 from tests.collectors.aws_fixtures import NOW, DenyingProxy, collect, evaluate, record, statuses
@@ -80,6 +81,54 @@ def _seed_flipped(url: str) -> None:
     web = ec2.create_security_group(GroupName="web", Description="HTTPS")
     ec2.authorize_security_group_ingress(GroupId=web["GroupId"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    _seed_flipped_auditor(url, web["GroupId"])
+
+
+def _seed_flipped_auditor(url: str, web_sg: str) -> None:
+    """The flipped estate of the controls an auditor expects (see seed_aws.auditor_estate)."""
+    s3 = client(url, "s3")
+    s3.put_bucket_policy(Bucket="acme-logs", Policy=seed_aws.deny_insecure_transport("acme-logs"))
+    logs = client(url, "logs")
+    logs.create_log_group(logGroupName="acme-app")
+    logs.put_retention_policy(logGroupName="acme-app", retentionInDays=731)
+    for region in (HOME, EU):
+        client(url, "securityhub", region).enable_security_hub()
+        GAPS.enable_standards(ACCOUNT, region, ["aws-foundational-security-best-practices/v/1.0.0"])
+        client(url, "inspector2", region).enable(accountIds=[ACCOUNT], resourceTypes=["EC2"])
+    detector = client(url, "guardduty").list_detectors()["DetectorIds"][0]
+    GAPS.add_finding(ACCOUNT, HOME, detector, finding_id="fresh", type="Recon:IAMUser/MaliciousIPCaller",
+                     severity=7.2, created=NOW - timedelta(days=1), title="fresh",
+                     resource={"resourceType": "AccessKey"})
+    GAPS.add_analyzer(ACCOUNT, HOME, "unused", NOW, type="ACCOUNT_UNUSED_ACCESS")
+    iam = client(url, "iam")
+    iam.put_user_policy(UserName="carol", PolicyName="carol-s3", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                "Resource": "arn:aws:s3:::acme-logs/*"}]}))
+    rds = client(url, "rds")
+    rds.create_db_snapshot(DBInstanceIdentifier="reporting", DBSnapshotIdentifier="reporting-export")
+    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="reporting-export",
+                                     AttributeName="restore", ValuesToAdd=["all"])
+    ec2 = client(url, "ec2")
+    instance = ec2.run_instances(ImageId=seed_aws.AMI, MinCount=1, MaxCount=1,
+                                 MetadataOptions={"HttpTokens": "required"})["Instances"][0]
+    volume = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    ec2.create_snapshot(VolumeId=volume, Description="private")
+    plan = client(url, "backup").create_backup_plan(BackupPlan={"BackupPlanName": "daily", "Rules": [
+        {"RuleName": "daily", "TargetBackupVaultName": "Default"}]})
+    GAPS.add_backup_selection(ACCOUNT, HOME, plan["BackupPlanId"], "all", NOW)
+    GAPS.protect(ACCOUNT, HOME, f"arn:aws:rds:{HOME}:{ACCOUNT}:db:reporting", "RDS", "reporting", NOW)
+    GAPS.protect(ACCOUNT, HOME, f"arn:aws:ec2:{HOME}:{ACCOUNT}:volume/{volume}", "EBS", volume, NOW)
+    cert = client(url, "acm").request_certificate(DomainName="app.acme.example")["CertificateArn"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    elbv2 = client(url, "elbv2")
+    lb = elbv2.create_load_balancer(Name="app", Subnets=subnets, SecurityGroups=[web_sg])
+    target = elbv2.create_target_group(Name="app", Protocol="HTTP", Port=80,
+                                       VpcId=ec2.describe_vpcs()["Vpcs"][0]["VpcId"])
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancers"][0]["LoadBalancerArn"], Protocol="HTTPS",
+                          Port=443, SslPolicy="ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+                          Certificates=[{"CertificateArn": cert}], DefaultActions=[
+                              {"Type": "forward",
+                               "TargetGroupArn": target["TargetGroups"][0]["TargetGroupArn"]}])
 
 
 def test_flipped_estate_and_parameters(moto):
@@ -89,6 +138,8 @@ def test_flipped_estate_and_parameters(moto):
                for cid, status in seed_aws.EXPECTED.items()}
     flipped["aws.iam.root_mfa"] = "fail"              # moto has no way to give root MFA
     flipped["aws.iam.root_no_access_keys"] = "pass"   # ... nor root access keys
+    # moto records no CloudWatch Logs delivery (and acme-local is single-region)
+    flipped["aws.cloudtrail.cloudwatch_delivery"] = "fail"
     assert statuses(records) == flipped
     assert record(records, "aws.iam.password_policy", GLOBAL).state is EvidenceState.ABSENT
     assert record(records, "aws.s3control.public_access_block", GLOBAL).state is EvidenceState.ABSENT
@@ -233,3 +284,134 @@ def test_all_enabled_regions_and_progress(moto):
     assert regions == {r["RegionName"] for r in listed if r["OptInStatus"] != "not-opted-in"}
     assert len(steps) == len(records)
     assert f"aws {ACCOUNT} {HOME} aws.kms.keys" in steps
+
+
+# --- per-resource reads: one that fails costs only its resource ------------------------------
+
+def test_one_unreadable_bucket_costs_only_that_bucket_and_the_listing_is_read_once(moto):
+    s3 = client(moto, "s3")
+    for name in ("acme-a", "acme-b", "acme-c"):
+        s3.create_bucket(Bucket=name)
+    s3.put_bucket_acl(Bucket="acme-c", ACL="public-read")
+
+    def acl_of_b(region: str, service: str, body: bytes, path: str) -> bool:
+        return service == "s3" and path.startswith("/acme-b?acl")
+
+    proxy = DenyingProxy(moto, acl_of_b, with_path=True)
+    with proxy as url:
+        records = collect(url, [HOME])
+    acls = record(records, "aws.s3.bucket_acls", GLOBAL)
+    assert acls.state is EvidenceState.PARTIAL
+    assert list(acls.unknown) == ["arn:aws:s3:::acme-b"]
+    assert "s3:GetBucketAcl was denied (bucket acme-b)" in acls.unknown["arn:aws:s3:::acme-b"]
+    assert [b["Name"] for b in acls.payload["Buckets"]] == ["acme-a", "acme-c"]
+    for name in ("aws.s3.buckets", "aws.s3.bucket_policies", "aws.s3.bucket_versioning"):
+        assert record(records, name, GLOBAL).state is EvidenceState.OK, name
+    result = evaluate("aws.s3.no_public_buckets", records)
+    assert {f.resource: f.status.value for f in result.findings} == {
+        "arn:aws:s3:::acme-a": "pass", "arn:aws:s3:::acme-b": "error", "arn:aws:s3:::acme-c": "fail"}
+    assert evaluate("aws.s3.versioning", records).findings[1].status.value == "fail"   # still judged
+    # four S3 evidence items, one listing: ListBuckets once (with MaxBuckets, so that AWS gives
+    # each bucket's region; moto does not, hence GetBucketLocation), each bucket's location once
+    s3_paths = [(method, path) for service, method, path in proxy.paths if service == "s3"]
+    assert s3_paths.count(("GET", "/?max-buckets=10000")) == 1
+    assert sorted(p for m, p in s3_paths if p.endswith("?location")) == [
+        "/acme-a?location", "/acme-b?location", "/acme-c?location"]
+    assert acls.request["operations"] == ["s3:GetBucketAcl", "s3:GetBucketLocation",
+                                          "s3:ListAllMyBuckets"]
+
+
+def test_a_denied_bucket_listing_leaves_every_s3_item_denied(moto):
+    client(moto, "s3").create_bucket(Bucket="acme-a")
+    with DenyingProxy(moto, lambda region, service, body, path: service == "s3"
+                      and path.split("?")[0] == "/", with_path=True) as url:
+        records = collect(url, [HOME])
+    for name in ("aws.s3.buckets", "aws.s3.bucket_policies", "aws.s3.bucket_acls",
+                 "aws.s3.bucket_versioning"):
+        denied = record(records, name, GLOBAL)
+        assert denied.state is EvidenceState.DENIED and "s3:ListAllMyBuckets was denied" in denied.detail
+    for control in ("aws.s3.no_public_buckets", "aws.s3.tls_only", "aws.s3.versioning"):
+        assert evaluate(control, records).status.value == "error"
+
+
+def test_unreadable_load_balancer_snapshots_and_plans_cost_only_themselves(moto):
+    ec2 = client(moto, "ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    elbv2 = client(moto, "elbv2")
+    arns = {}
+    for name in ("front", "hidden"):
+        arns[name] = elbv2.create_load_balancer(Name=name, Subnets=subnets)["LoadBalancers"][0][
+            "LoadBalancerArn"]
+        elbv2.create_listener(LoadBalancerArn=arns[name], Protocol="HTTP", Port=80, DefaultActions=[
+            {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "StatusCode": "HTTP_301"}}])
+    volume = ec2.create_volume(AvailabilityZone=f"{HOME}a", Size=8)["VolumeId"]
+    snaps = [ec2.create_snapshot(VolumeId=volume)["SnapshotId"] for _ in range(2)]
+    rds = client(moto, "rds")
+    rds.create_db_instance(DBInstanceIdentifier="db1", DBInstanceClass="db.t3.micro", Engine="postgres",
+                           AllocatedStorage=20, MasterUsername="acme", MasterUserPassword="not-a-real-pw1",
+                           StorageEncrypted=True)
+    for name in ("keep", "hide"):
+        rds.create_db_snapshot(DBInstanceIdentifier="db1", DBSnapshotIdentifier=name)
+    detector = client(moto, "guardduty").create_detector(Enable=True)["DetectorId"]
+    plan = client(moto, "backup").create_backup_plan(BackupPlan={
+        "BackupPlanName": "daily", "Rules": [{"RuleName": "d", "TargetBackupVaultName": "Default"}]})
+
+    def deny(region: str, service: str, body: bytes, path: str) -> bool:
+        hidden_lb = arns["hidden"].split("/", 1)[1].replace("/", "%2F").encode()
+        return ((b"Action=DescribeListeners" in body and hidden_lb in body)
+                or (b"Action=DescribeSnapshotAttribute" in body and snaps[1].encode() in body)
+                or (b"Action=DescribeDBSnapshotAttributes" in body and b"=hide" in body)
+                or (service == "guardduty" and path.endswith("/findings"))
+                or (service == "backup" and "/selections" in path))
+
+    with DenyingProxy(moto, deny, with_path=True) as url:
+        records = collect(url, [HOME])
+    expected_unknown = {
+        "aws.elbv2.listeners": arns["hidden"],
+        "aws.ec2.snapshots": f"arn:aws:ec2:{HOME}:{ACCOUNT}:snapshot/{snaps[1]}",
+        "aws.rds.snapshots": f"arn:aws:rds:{HOME}:{ACCOUNT}:snapshot:hide",
+        "aws.guardduty.findings": f"arn:aws:guardduty:{HOME}:{ACCOUNT}:detector/{detector}",
+        "aws.backup.plans": plan["BackupPlanArn"],
+    }
+    for name, key in expected_unknown.items():
+        partial = record(records, name, scope(HOME))
+        assert partial.state is EvidenceState.PARTIAL and list(partial.unknown) == [key], name
+        assert "was denied" in partial.unknown[key]
+    assert record(records, "aws.elbv2.attributes", scope(HOME)).state is EvidenceState.OK
+    for control, judged in (("aws.elb.https_only", arns["front"]),
+                            ("aws.ebs.snapshots_private", f"arn:aws:ec2:{HOME}:{ACCOUNT}:snapshot/{snaps[0]}"),
+                            ("aws.rds.snapshots_private", f"arn:aws:rds:{HOME}:{ACCOUNT}:snapshot:keep")):
+        result = evaluate(control, records)
+        verdicts = {f.resource: f.status.value for f in result.findings}
+        assert result.status.value == "error" and verdicts[judged] == "pass", control
+        assert "error" in verdicts.values()
+    assert evaluate("aws.guardduty.findings_triaged", records).status.value == "error"
+    backups = {f.resource: f.status.value for f in evaluate("aws.backup.plans", records).findings}
+    assert backups[plan["BackupPlanArn"]] == backups[f"aws:{ACCOUNT}:global:backup"] == "error"
+    assert backups[f"arn:aws:rds:{HOME}:{ACCOUNT}:db:db1"] == "fail"      # still judged
+
+
+def test_new_regional_evidence_denied_in_one_region_is_an_error(moto):
+    for region in (HOME, EU):
+        client(moto, "securityhub", region).enable_security_hub()
+        GAPS.enable_standards(ACCOUNT, region, ["aws-foundational-security-best-practices/v/1.0.0"])
+        GAPS.add_analyzer(ACCOUNT, region, "acme", NOW, type="ACCOUNT")
+        client(moto, "inspector2", region).enable(accountIds=[ACCOUNT],
+                                                  resourceTypes=["EC2", "ECR", "LAMBDA"])
+    records = collect(moto, [HOME, EU])
+    for control in ("aws.securityhub.enabled", "aws.accessanalyzer.enabled", "aws.inspector.enabled"):
+        assert evaluate(control, records).status.value == "pass", control
+    with DenyingProxy(moto, lambda region, service, body: region == EU) as url:
+        records = collect(url, [HOME, EU])
+    for name, action in (("aws.securityhub.hub", "securityhub:DescribeHub"),
+                         ("aws.accessanalyzer.analyzers", "access-analyzer:ListAnalyzers"),
+                         ("aws.inspector2.account_status", "inspector2:BatchGetAccountStatus"),
+                         ("aws.ec2.snapshot_block_public_access", "ec2:GetSnapshotBlockPublicAccessState"),
+                         ("aws.acm.certificates", "acm:ListCertificates")):
+        denied = record(records, name, scope(EU))
+        assert denied.state is EvidenceState.DENIED and f"{action} was denied" in denied.detail, name
+    for control in ("aws.securityhub.enabled", "aws.accessanalyzer.enabled", "aws.inspector.enabled"):
+        result = evaluate(control, records)
+        assert result.status.value == "error"
+        assert {f.status.value for f in result.findings} == {"pass", "error"}
