@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from attest.model import Evidence, EvidenceState
-from collectors.aws import cloudtrail, guardduty, iam, kms, s3
+from collectors.aws import cloudtrail, eks, guardduty, iam, kms, s3
 from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
                                     failure, open_accounts)
 from collectors.aws.source import SOURCE, AccountConfig, Config
@@ -39,6 +39,8 @@ FETCHERS: dict[str, Callable[[Target], dict[str, Any]]] = {
     "trails": cloudtrail.trails,
     "detectors": guardduty.detectors,
     "keys": kms.keys,
+    "eks_clusters": eks.clusters,
+    "eks_cluster_versions": eks.cluster_versions,
 }
 
 
@@ -130,16 +132,18 @@ class AwsCollector:
     def _fetch(self, ctx: CollectContext, name: str, t: Target, call: Callable[[], Any],
                scope_region: str = "global") -> Evidence:
         scope = f"aws:{t.account.id}:{scope_region}"
+        unknown: dict[str, str] = {}
         try:
             payload = call()
             state, detail = EvidenceState.OK, ""
         except CallFailed as exc:
-            payload, state, detail = exc.payload, exc.state, exc.detail
+            payload, state, detail, unknown = exc.payload, exc.state, exc.detail, exc.unknown
         except Exception as exc:  # noqa: BLE001 - an unexpected answer stays with its scope
             ctx.log.warning("aws %s at %s: %s: %s", name, scope, type(exc).__name__, exc)
             payload, state, detail = None, EvidenceState.ERROR, f"{type(exc).__name__}: {exc}"
         request = {"operations": sorted(t.requested), "region": t.region}
-        return ctx.evidence(name, scope, payload, state=state, detail=detail, request=request)
+        return ctx.evidence(name, scope, payload, state=state, detail=detail, request=request,
+                            unknown=unknown)
 
 
 def _offered(account: Account) -> dict[str, frozenset[str]]:

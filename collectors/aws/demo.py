@@ -60,6 +60,10 @@ EXPECTED = {
     "aws.vpc.flow_logs": "pass",
     "aws.ec2.no_open_admin_ports": "fail",        # acme-bastion: 22 from 0.0.0.0/0
     "aws.config.recorder": "pass",
+    "aws.eks.control_plane_logging": "fail",      # acme-eu-data: no authenticator logs
+    "aws.eks.secrets_encryption": "fail",         # acme-staging
+    "aws.eks.endpoint_not_public": "pass",        # private, or public to the VPN range only
+    "aws.eks.supported_version": "fail",          # acme-staging on 1.32 (extended support)
 }
 
 
@@ -153,6 +157,7 @@ def seed(url: str, regions: tuple[str, ...] | list[str] = REGIONS,
     web = ec2.create_security_group(GroupName="acme-web", Description="HTTPS", VpcId=vpc)
     ec2.authorize_security_group_ingress(GroupId=web["GroupId"], IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    _eks(url, home, eu)
     return dict(EXPECTED)
 
 
@@ -240,8 +245,113 @@ def start_demo(now: datetime) -> DemoSource:
     try:
         reset(url)  # moto's state is per process: start from an empty estate
         seed(url, REGIONS, now)
+        front = versions_front()   # moto + the one EKS call it lacks (see versions_front)
+        front_url = front.start()
     except BaseException:
         server.stop()
         raise
-    return DemoSource(section={"regions": list(REGIONS), "endpoint_url": url}, env=dict(ENV),
-                      expected=dict(EXPECTED), stop=server.stop)
+
+    def stop() -> None:
+        front.stop()
+        server.stop()
+    return DemoSource(section={"regions": list(REGIONS), "endpoint_url": front_url}, env=dict(ENV),
+                      expected=dict(EXPECTED), stop=stop)
+
+
+# --- EKS -----------------------------------------------------------------------------------
+# moto 5.2 has EKS clusters but no DescribeClusterVersions (it answers 404). The demo puts a
+# small front on 127.0.0.1 beside moto: moto's own WSGI app, on the same in-process state, plus
+# that one call, answered with CLUSTER_VERSIONS. Everything else is moto's answer, unchanged.
+
+def _version(version: str, status: str, released: str, standard_end: str, extended_end: str,
+             patch: str, platform: str, default: bool = False) -> dict[str, Any]:
+    """One ClusterVersionInformation, as the EKS API reference shapes it (timestamps in epoch
+    seconds, as the REST API sends them)."""
+    def epoch(day: str) -> int:
+        return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
+    return {"clusterVersion": version, "clusterType": "eks", "defaultPlatformVersion": platform,
+            "defaultVersion": default, "releaseDate": epoch(released),
+            "endOfStandardSupportDate": epoch(standard_end),
+            "endOfExtendedSupportDate": epoch(extended_end),
+            "status": status.lower().replace("_", "-"), "versionStatus": status,
+            "kubernetesPatchVersion": patch}
+
+
+# The EKS version calendar as of late November 2026 (14 months of standard support, then 12 of
+# extended support).
+CLUSTER_VERSIONS = [
+    _version("1.35", "STANDARD_SUPPORT", "2026-01-27", "2027-03-27", "2028-03-27", "1.35.2", "eks.4"),
+    _version("1.34", "STANDARD_SUPPORT", "2025-10-02", "2026-12-02", "2027-12-02", "1.34.5", "eks.9",
+             default=True),
+    _version("1.33", "EXTENDED_SUPPORT", "2025-05-29", "2026-07-29", "2027-07-29", "1.33.9", "eks.16"),
+    _version("1.32", "EXTENDED_SUPPORT", "2025-01-23", "2026-03-23", "2027-03-23", "1.32.12", "eks.22"),
+    _version("1.31", "EXTENDED_SUPPORT", "2024-09-26", "2025-11-26", "2026-11-26", "1.31.14", "eks.30"),
+    _version("1.30", "UNSUPPORTED", "2024-05-23", "2025-07-23", "2026-07-23", "1.30.14", "eks.36"),
+]
+
+
+def cluster_versions_app(app: Any, versions: list[dict[str, Any]] | None = None) -> Any:
+    """WSGI: ``GET /cluster-versions`` signed for EKS is answered from ``versions`` (every one
+    with ``includeAll=true``, else those still supported); every other request goes to ``app``."""
+    import json
+    import re
+    from urllib.parse import parse_qs
+    versions = CLUSTER_VERSIONS if versions is None else versions
+    signed_for = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request")
+
+    def front(environ: dict[str, Any], start_response: Any) -> Any:
+        service = signed_for.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if (environ.get("PATH_INFO") != "/cluster-versions" or environ.get("REQUEST_METHOD") != "GET"
+                or not service or service.group(1) != "eks"):
+            return app(environ, start_response)
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        everything = query.get("includeAll", ["false"])[0] == "true"
+        listed = [v for v in versions if everything or v["versionStatus"] != "UNSUPPORTED"]
+        body = json.dumps({"clusterVersions": listed}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    return front
+
+
+def versions_front(versions: list[dict[str, Any]] | None = None) -> Any:
+    """A local server (not started) answering as moto does, plus DescribeClusterVersions."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from attest.demo.http import LocalServer
+    return LocalServer(cluster_versions_app(DomainDispatcherApplication(create_backend_app),
+                                            versions))
+
+
+EKS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/acme-eks-cluster"
+ALL_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+def _eks_cluster(eks: Any, name: str, version: str, *, logs: list[str], key: str | None,
+                 public: bool, cidrs: list[str] | None = None) -> None:
+    vpc: dict[str, Any] = {"subnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+                           "endpointPublicAccess": public, "endpointPrivateAccess": True}
+    if cidrs:
+        vpc["publicAccessCidrs"] = cidrs
+    extra: dict[str, Any] = {}
+    if key:
+        extra["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": key}}]
+    eks.create_cluster(name=name, version=version, roleArn=EKS_ROLE, resourcesVpcConfig=vpc,
+                       logging={"clusterLogging": [{"types": logs, "enabled": True}]}, **extra)
+
+
+def _eks(url: str, home: str, eu: str) -> None:
+    """Three clusters: acme-prod passes everything; acme-staging keeps secrets unencrypted and
+    runs 1.32 (extended support), its public endpoint limited to the VPN range; acme-eu-data
+    sends no authenticator logs."""
+    keys = {}
+    for region in (home, eu):
+        kms = client(url, "kms", region)
+        keys[region] = kms.create_key(Description="acme-eks-secrets")["KeyMetadata"]["Arn"]
+        kms.enable_key_rotation(KeyId=keys[region])
+    eks = client(url, "eks", home)
+    _eks_cluster(eks, "acme-prod", "1.34", logs=ALL_LOGS, key=keys[home], public=False)
+    _eks_cluster(eks, "acme-staging", "1.32", logs=["api", "audit", "authenticator"], key=None,
+                 public=True, cidrs=["198.51.100.0/24"])
+    _eks_cluster(client(url, "eks", eu), "acme-eu-data", "1.34", logs=["api", "audit"],
+                 key=keys[eu], public=False)

@@ -53,11 +53,13 @@ NO_ANSWER = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosed
 class CallFailed(Exception):
     """An AWS call that could not be answered; ``state`` is the evidence state it leads to."""
 
-    def __init__(self, state: EvidenceState, detail: str, payload: Any = None) -> None:
+    def __init__(self, state: EvidenceState, detail: str, payload: Any = None,
+                 unknown: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.state = state
         self.detail = detail
         self.payload = payload
+        self.unknown = unknown or {}   # resources a partial answer could not read -> why
 
 
 def failure(exc: Exception, action: str, what: str = "") -> CallFailed:

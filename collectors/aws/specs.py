@@ -62,6 +62,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("aws.ec2.security_groups", "ec2", "regional", ("DescribeSecurityGroups",)),
     Spec("aws.config.recorders", "config", "regional",
          ("DescribeConfigurationRecorders", "DescribeConfigurationRecorderStatus")),
+    # EKS: each cluster's settings, and the region's Kubernetes versions with their support status
+    Spec("aws.eks.clusters", "eks", "regional", ("ListClusters", "DescribeCluster"),
+         fetch="eks_clusters"),
+    Spec("aws.eks.cluster_versions", "eks", "regional", ("DescribeClusterVersions",),
+         fetch="eks_cluster_versions"),
 )
 
 PRODUCES: tuple[str, ...] = tuple(s.name for s in SPECS)
