@@ -39,8 +39,13 @@ def cluster_versions(t: Target) -> dict[str, Any]:
     """``DescribeClusterVersions`` with ``includeAll`` (every page): each Kubernetes version EKS
     knows in this region, with its ``versionStatus`` and end of standard and extended support.
 
-    An endpoint that does not offer the operation (moto, an older emulator) answers 404; that is
-    recorded as ``error`` with a plain reason, never as "no versions"."""
+    Read only where clusters run (``ListClusters`` first): a region without clusters is
+    ``absent``, as nothing there needs a version judged. An endpoint that does not offer the
+    operation (moto, an older emulator) answers 404; that is recorded as ``error`` with a plain
+    reason, never as "no versions"."""
+    if not (t.paginate("eks", "ListClusters") or {}).get("clusters"):
+        raise CallFailed(EvidenceState.ABSENT, f"no EKS cluster in {t.region}: its versions "
+                         "were not read")
     try:
         return t.paginate("eks", "DescribeClusterVersions", includeAll=True) or {}
     except CallFailed as exc:

@@ -65,7 +65,7 @@ SPECS: tuple[Spec, ...] = (
     # EKS: each cluster's settings, and the region's Kubernetes versions with their support status
     Spec("aws.eks.clusters", "eks", "regional", ("ListClusters", "DescribeCluster"),
          fetch="eks_clusters"),
-    Spec("aws.eks.cluster_versions", "eks", "regional", ("DescribeClusterVersions",),
+    Spec("aws.eks.cluster_versions", "eks", "regional", ("ListClusters", "DescribeClusterVersions"),
          fetch="eks_cluster_versions"),
 )
 

@@ -1,10 +1,10 @@
 """Kubernetes: namespaces, pods, RBAC bindings and roles, network policies of every cluster.
 
 For each configured cluster (a kubeconfig context, an EKS cluster, or a server with a token) the
-collector records ``kubernetes.cluster`` (how it was reached and the settings its controls judge
-by: the system namespaces and the subjects allowed to hold cluster-admin), then lists each kind
-cluster-wide, every page, into one record per kind: ``{"pages": [<raw list body>, ...]}``, scope
-``k8s:<cluster>``. A list the credentials may not read is ``denied`` naming the verb and resource;
+collector lists each kind cluster-wide, every page, into one record per kind: ``{"pages": [<raw
+list body>, ...]}``, scope ``k8s:<cluster>``; then ``kubernetes.cluster``: how the cluster was
+reached and the settings its controls judge by (the system namespaces and the subjects allowed to
+hold cluster-admin), ``unreachable`` (or the failure's state) when the cluster was not reached. A list the credentials may not read is ``denied`` naming the verb and resource;
 a cluster that cannot be reached is ``unreachable`` (or ``error``) for that cluster only.
 """
 from __future__ import annotations
@@ -48,36 +48,44 @@ class KubernetesCollector:
         label = cluster.label
         scope = scope_of(label)
         record = {"name": label, **settings(self.config)}
+        failed: tuple[EvidenceState, str] | None = None
         try:
             conf, how = configuration(cluster, workdir, self.aws_session)
         except ConnectFailed as exc:
-            failed: tuple[EvidenceState, str] = (exc.state, exc.detail)
+            failed = (exc.state, exc.detail)
         except Exception as exc:  # noqa: BLE001 - a broken kubeconfig stays with its cluster
             failed = (EvidenceState.ERROR, f"unexpected {type(exc).__name__}: {exc}"[:400])
-        else:
-            failed = None  # type: ignore[assignment]
         if failed is not None:
             state, detail = failed
             ctx.log.warning("kubernetes %s: %s", label, detail)
-            yield ctx.evidence(CLUSTER, scope, {**record, "connection": None})
             for kind in KINDS:
                 yield ctx.evidence(kind.evidence, scope, None, state=state,
                                    detail=f"cluster {label}: {detail}",
                                    request={"operation": f"GET {kind.path}"})
+            yield ctx.evidence(CLUSTER, scope, {**record, "connection": None}, state=state,
+                               detail=f"cluster {label}: {detail}")
             return
-        yield ctx.evidence(CLUSTER, scope, {**record, "connection": how})
         from kubernetes.client import ApiClient
         http = Http(SOURCE.name, scope, policy=self.policy, base_url=conf.host, **self.timing)
+        lists: list[Evidence] = []
         try:
             with ApiClient(conf) as api_client:
                 reader = KubeReader(api_client, http, self.page_size)
                 for kind in KINDS:
                     ctx.progress(f"kubernetes {label}: {kind.resource}")
-                    yield ctx.guarded(kind.evidence, scope,
-                                      lambda kind=kind: self._list(ctx, reader, kind, scope),
-                                      request={"operation": f"GET {kind.path}"})
+                    lists.append(ctx.guarded(kind.evidence, scope,
+                                             lambda kind=kind: self._list(ctx, reader, kind, scope),
+                                             request={"operation": f"GET {kind.path}"}))
+                    yield lists[-1]
         finally:
             self.calls += http.calls
+        # The cluster as reached: how, and the settings its controls judge by. When no list got
+        # an answer at all, neither did the cluster.
+        if http.dead is not None and all(e.state is EvidenceState.UNREACHABLE for e in lists):
+            yield ctx.evidence(CLUSTER, scope, {**record, "connection": how},
+                               state=EvidenceState.UNREACHABLE, detail=http.dead.detail)
+        else:
+            yield ctx.evidence(CLUSTER, scope, {**record, "connection": how})
 
     def _list(self, ctx: CollectContext, reader: KubeReader, kind: Kind, scope: str) -> Evidence:
         request: dict[str, Any] = {"operation": f"GET {kind.path}",

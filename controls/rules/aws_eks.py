@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from attest.model import Finding, errored, failed, parse_time, passed
+from attest.model import EvidenceState, Finding, errored, failed, parse_time, passed
 from controls.rules import EvidenceView, rule
 from controls.rules._aws import offered
 
@@ -95,7 +95,7 @@ def supported_version(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Find
     for scope, arn, cluster in _clusters(ev):
         version = cluster.get("version", "")
         versions = ev.one("aws.eks.cluster_versions", scope)
-        if versions is None:
+        if versions is None or versions.state is not EvidenceState.OK:
             yield errored(arn, f"Kubernetes {version}: the region's EKS versions "
                                "(DescribeClusterVersions) were not read")
             continue

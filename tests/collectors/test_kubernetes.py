@@ -201,6 +201,7 @@ def test_an_unreachable_cluster_costs_only_that_cluster(fake):
     assert "no answer after 3 attempts" in edge[0].detail
     assert all("not tried" in r.detail for r in edge[1:])            # one bounded wait, not seven
     assert len(sleeps) == 2
+    assert one(records, "kubernetes.cluster", "k8s:edge").state is EvidenceState.UNREACHABLE
     prod = [r for r in records if r.scope == "k8s:prod"]
     assert {r.state for r in prod} == {EvidenceState.OK}
     # prod is still judged: its failures show, edge is an error, nothing passes for edge

@@ -248,3 +248,13 @@ def test_one_cluster_denied_costs_only_that_cluster(moto):
     result = evaluate("aws.eks.secrets_encryption", records)
     assert {(f.resource.rsplit("/", 1)[-1], f.status.value) for f in result.findings} == {
         ("prod", "pass"), ("staging", "error")}
+
+
+def test_a_region_without_clusters_needs_no_versions(moto):
+    records = collect(moto, [HOME, EU])      # plain moto, no cluster: DescribeClusterVersions not called
+    for region in (HOME, EU):
+        versions_ = record(records, "aws.eks.cluster_versions", f"aws:{ACCOUNT}:{region}")
+        assert versions_.state is EvidenceState.ABSENT
+        assert versions_.detail == f"no EKS cluster in {region}: its versions were not read"
+    assert {c: evaluate(c, records).status.value for c in EKS_CONTROLS} == {
+        c: "not_applicable" for c in EKS_CONTROLS}
