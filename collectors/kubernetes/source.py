@@ -154,11 +154,36 @@ def settings(config: Config) -> dict[str, Any]:
             "allowed_admin_subjects": list(config.allowed_admin_subjects)}
 
 
+ROLE_NAME = "attest-reader"
+
+
+def cluster_role_yaml() -> str:
+    """The least-privilege ClusterRole (``get`` and ``list`` on exactly the kinds read, no
+    Secrets) and its ClusterRoleBinding, generated from KINDS (``attest permissions kubernetes``)."""
+    groups: dict[str, list[str]] = {}
+    for kind in KINDS:
+        name, _, group = kind.resource.partition(".")
+        groups.setdefault(group, []).append(name)
+    rules = "".join(f"  - apiGroups: [{group or chr(34) * 2}]\n"
+                    f"    resources: [{', '.join(names)}]\n"
+                    f"    verbs: [get, list]\n" for group, names in groups.items())
+    return (f"apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n"
+            f"  name: {ROLE_NAME}\nrules:\n{rules}---\n"
+            f"apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n"
+            f"  name: {ROLE_NAME}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n"
+            f"  kind: ClusterRole\n  name: {ROLE_NAME}\nsubjects:\n"
+            f"  - kind: Group                # the EKS access entry's group, or your IdP's group\n"
+            f"    name: attest-readers\n    apiGroup: rbac.authorization.k8s.io\n"
+            f"  - kind: ServiceAccount       # a `server` entry's token: kubectl -n attest create "
+            f"token attest\n    name: attest\n    namespace: attest\n")
+
+
 SOURCE = Source(
     name="kubernetes", title="Kubernetes", order=50, config=Config,
     collector="collectors.kubernetes.collector:KubernetesCollector",
     produces=(CLUSTER,) + tuple(k.evidence for k in KINDS),
     sdks=("kubernetes", "boto3", "botocore"),   # boto3: EKS clusters' endpoint and token
     demo="collectors.kubernetes.demo:start_demo",
+    permissions="collectors.kubernetes.source:cluster_role_yaml",
     reads_with="kubernetes (the official client: kubeconfig contexts, EKS, or a server and token)",
 )

@@ -305,6 +305,15 @@ def test_an_eks_cluster_is_reached_with_its_endpoint_ca_and_a_signed_token(moto,
     assert ghost.state is EvidenceState.ERROR
     assert "eks:DescribeCluster (ghost in us-east-1) failed: ResourceNotFoundException" in ghost.detail
 
+    # a long scan signs a new token once the old one is REFRESH_AFTER seconds old
+    from collectors.kubernetes import eks
+    signed: list[str] = []
+    real_token = eks.token
+    monkeypatch.setattr(eks, "token", lambda *a: signed.append(a[1]) or real_token(*a))
+    monkeypatch.setattr(eks, "REFRESH_AFTER", -1)      # every request finds its token too old
+    collect({"eks": {"name": "prod-eks", "region": "us-east-1"}})
+    assert signed == ["prod-eks"] * (1 + len(KINDS))
+
 
 # --- config -----------------------------------------------------------------------------------
 
@@ -359,7 +368,7 @@ def test_allowed_admin_subjects_are_checked(tmp_path):
 
 # --- the README's least-privilege ClusterRole --------------------------------------------------
 
-def test_readme_cluster_role_grants_get_and_list_on_exactly_the_kinds_read():
+def test_readme_cluster_role_grants_get_and_list_on_exactly_the_kinds_read(capsys):
     import re
 
     import kubernetes_validate
@@ -367,6 +376,8 @@ def test_readme_cluster_role_grants_get_and_list_on_exactly_the_kinds_read():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Kubernetes\n", 1)[1].split("\n<!-- sources:end -->", 1)[0]
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", section, re.S) if "kind: ClusterRole\n" in b)
+    from collectors.kubernetes.source import cluster_role_yaml
+    assert block == cluster_role_yaml(), "README: paste `attest permissions kubernetes`"
     docs = list(yaml.safe_load_all(block))
     for doc in docs:
         kubernetes_validate.validate(doc, latest_version(), strict=True)
@@ -380,3 +391,7 @@ def test_readme_cluster_role_grants_get_and_list_on_exactly_the_kinds_read():
     assert granted == read
     assert all(r["verbs"] == ["get", "list"] for r in cluster_role["rules"])
     assert cluster_binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+
+    from attest.cli import main
+    assert main(["permissions", "kubernetes"]) == 0
+    assert capsys.readouterr().out == block
