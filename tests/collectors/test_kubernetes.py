@@ -117,6 +117,29 @@ def test_the_fake_s_objects_are_valid_kubernetes_objects():
                                          strict=True)
 
 
+def test_a_flipped_cluster_flips_every_control(fake):
+    """Each failure of the demo's cluster fixed, and the one passing control broken."""
+    w = fake.world
+    w.objects["clusterrolebindings"] = [b for b in w.objects["clusterrolebindings"]
+                                        if b["metadata"]["name"] != "ci-deployer-admin"]
+    w.objects["rolebindings"] = [b for b in w.objects["rolebindings"]
+                                 if b["metadata"]["name"] != "reconcile-superuser"]
+    w.objects["pods"] = [p for p in w.objects["pods"] if p["metadata"]["name"] not in (
+        "node-exporter-8fz2k", "nightly-reconcile-29410560-7qg5d")]   # host namespaces; escalation
+    for ns in w.objects["namespaces"]:
+        ns["metadata"]["labels"].setdefault("pod-security.kubernetes.io/enforce", "baseline")
+        if ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged":
+            ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "restricted"
+    w.objects["networkpolicies"] = [p for p in w.objects["networkpolicies"]
+                                    if p["metadata"]["namespace"] != "telemetry"]
+    records = collect(entry(fake))
+    assert statuses(records) == {cid: {"pass": "fail", "fail": "pass"}[status]
+                                 for cid, status in demo.EXPECTED.items()}
+    policies = evaluate("kubernetes.network_policies", records)
+    assert [f.resource for f in policies.findings if f.status.value == "fail"] == [
+        "k8s:prod:Namespace/-/telemetry"]
+
+
 # --- paging -------------------------------------------------------------------------------
 
 def test_lists_are_read_with_limit_and_continue(fake):
