@@ -110,11 +110,11 @@ class ClusterConfig(BaseModel):
         """The cluster's name in evidence scopes and findings."""
         if self.name:
             return self.name
-        if self.context is not None:
-            return re.sub(r"[^A-Za-z0-9._-]", "-", self.context)
         if self.eks is not None:
             return self.eks.name
-        return urlsplit(self.server or "").hostname or "cluster"
+        # an EKS context is often an ARN, a host may be IPv6: other characters become "-"
+        found = self.context if self.context is not None else urlsplit(self.server or "").hostname
+        return re.sub(r"[^A-Za-z0-9._-]", "-", found or "cluster")
 
 
 class Config(BaseModel):

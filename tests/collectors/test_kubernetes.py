@@ -359,9 +359,14 @@ kubernetes:
     - name: edge
       server: https://k8s.example.com
       token: ${K8S_TOKEN}
+    - context: arn:aws:eks:us-east-1:111122223333:cluster/prod
+    - server: https://[fd00::1]:6443
+      token: ${K8S_TOKEN}
 """))
     config = loaded.section("kubernetes")
-    assert [c.label for c in config.clusters] == ["prod", "prod-eks", "10.0.0.1", "edge"]
+    assert [c.label for c in config.clusters] == [
+        "prod", "prod-eks", "10.0.0.1", "edge", "arn-aws-eks-us-east-1-111122223333-cluster-prod",
+        "fd00--1"]
     assert config.clusters[2].token.get_secret_value() == "t0ken"
     assert config.system_namespaces == ["kube-system", "kube-public", "kube-node-lease"]
 
