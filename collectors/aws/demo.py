@@ -90,8 +90,10 @@ def seed_ids(url: str, number: int = ID_SEED) -> None:
 
 
 def _moto_api(url: str, path: str) -> None:
+    # A reset re-creates every backend the process has used (EC2's loads its data files once per
+    # region): seconds after a scan of every region, more on a busy machine. 10 s was too tight.
     urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/{path}", method="POST"),
-                           timeout=10).read()
+                           timeout=120).read()
 
 
 def client(url: str, service: str, region: str = "us-east-1", **credentials: str) -> Any:
