@@ -35,7 +35,7 @@ def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         capture = _Capture()
         with capture:
             code = main(["scan", "--demo"])
-    assert code == 1
+    assert code == 1, capture.err[-4000:]
     return folder, capture.err
 
 

@@ -101,7 +101,7 @@ def test_every_catalog_command_is_one_block_per_shell_line():
         for b in remediation_blocks(c.remediation):
             if b.kind == "command":
                 for line in b.lines:
-                    assert re.match(r"(aws|gh|attest) [a-z0-9-]+", line), (c.id, line)
+                    assert re.match(r"(aws|gh|attest|kubectl) [a-z0-9-]+", line), (c.id, line)
                     shlex.split(line)                      # quotes balance on every line
 
 

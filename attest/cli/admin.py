@@ -36,8 +36,9 @@ def register(sub: Any) -> None:
     pm = add_command(sub, "permissions", help="print the least-privilege policy a source (or the "
                                               "S3 store and signing key) needs",
                      description="print the least-privilege policy a source needs (aws: the "
-                                 "read-only IAM policy), or the S3 store and KMS signing key "
-                                 "(store, filled in from --config)")
+                                 "read-only IAM policy; kubernetes: the read-only ClusterRole and "
+                                 "its binding), or the S3 store and KMS signing key (store, "
+                                 "filled in from --config)")
     pm.add_argument("source", metavar="SOURCE",
                     help=f"one of {', '.join(with_policy)}, or store: the S3 store's write "
                          "policy")

@@ -48,10 +48,11 @@ class LocalServer:
     """``with LocalServer(app) as url: ...`` or ``start()``/``stop()``; records requests in ``log``."""
 
     def __init__(self, app: Callable, log: RequestLog | None = None,
-                 latency: float | None = None) -> None:
+                 latency: float | None = None, ssl_context: Any = None) -> None:
         self.app = app
         self.log = log or RequestLog()
         self.latency = _latency_from_env() if latency is None else latency
+        self.ssl_context = ssl_context       # an ssl.SSLContext: serve https (a fake's own CA)
         self._server = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -73,13 +74,14 @@ class LocalServer:
 
     def start(self) -> str:
         self._server = make_server("127.0.0.1", 0, self._logged, threaded=True,
-                                   request_handler=_QuietHandler)
+                                   request_handler=_QuietHandler, ssl_context=self.ssl_context)
         # stop() must not wait for handler threads: a client's kept-alive connection (or a read
         # abandoned by a stopped scan) would hold it until the client goes away
         self._server.block_on_close = False
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_port}"
         return self.url
 
     def stop(self) -> None:

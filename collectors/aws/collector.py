@@ -24,7 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from attest.model import Evidence, EvidenceState
-from collectors.aws import backup, cloudtrail, ec2, elb, guardduty, iam, kms, rds, s3, securityhub
+from collectors.aws import (backup, cloudtrail, ec2, eks, elb, guardduty, iam, kms, rds, s3,
+                             securityhub)
 from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
                                     failure, open_accounts)
 from collectors.aws.source import SOURCE, AccountConfig, Config
@@ -51,6 +52,8 @@ FETCHERS: dict[str, Callable[[Target], dict[str, Any]]] = {
     "elbv2_listeners": elb.listeners,
     "elbv2_attributes": elb.attributes,
     "classic_load_balancers": elb.classic,
+    "eks_clusters": eks.clusters,
+    "eks_cluster_versions": eks.cluster_versions,
 }
 
 

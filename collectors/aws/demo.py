@@ -94,17 +94,22 @@ EXPECTED = {
     "aws.ec2.imdsv2": "fail",                      # acme-legacy-batch still allows IMDSv1
     "aws.inspector.enabled": "pass",
     "aws.acm.certificates_valid": "fail",          # the legacy portal's certificate: 12 days left
+    "aws.eks.control_plane_logging": "fail",      # acme-eu-data: no authenticator logs
+    "aws.eks.secrets_encryption": "fail",         # acme-staging
+    "aws.eks.endpoint_not_public": "pass",        # private, or public to the VPN range only
+    "aws.eks.supported_version": "fail",          # acme-staging on 1.32 (extended support)
 }
 
 
 class MotoServer:
-    """moto's WSGI app behind :data:`GAPS` (what moto lacks), on a free loopback port."""
+    """moto's WSGI app behind :data:`GAPS` and :func:`cluster_versions_app` (what moto lacks), on
+    a free loopback port."""
 
     def __init__(self) -> None:
         from moto.moto_server.werkzeug_app import (DomainDispatcherApplication,
                                                    MotoRequestHandler, create_backend_app)
         from werkzeug.serving import make_server
-        app = GAPS.wrap(DomainDispatcherApplication(create_backend_app))
+        app = cluster_versions_app(GAPS.wrap(DomainDispatcherApplication(create_backend_app)))
         self._server = make_server("127.0.0.1", 0, app, threaded=True,
                                    request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
@@ -139,8 +144,10 @@ def seed_ids(url: str, number: int = ID_SEED) -> None:
 
 
 def _moto_api(url: str, path: str) -> None:
+    # A reset re-creates every backend the process has used (EC2's loads its data files once per
+    # region): seconds after a scan of every region, more on a busy machine. 10 s was too tight.
     urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/{path}", method="POST"),
-                           timeout=10).read()
+                           timeout=120).read()
 
 
 def client(url: str, service: str, region: str = "us-east-1", **credentials: str) -> Any:
@@ -208,6 +215,7 @@ def seed(url: str, regions: tuple[str, ...] | list[str] = REGIONS,
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     # seeded last, so that the resources above keep the ids moto gave them before
     auditor_estate(url, home, eu, apac, now, vpc=vpc, web_sg=web["GroupId"])
+    _eks(url, home, eu)
     return dict(EXPECTED)
 
 
@@ -584,3 +592,102 @@ def start_demo(now: datetime) -> DemoSource:
         raise
     return DemoSource(section={"regions": list(REGIONS), "endpoint_url": url}, env=dict(ENV),
                       expected=dict(EXPECTED), stop=server.stop)
+
+
+# --- EKS -----------------------------------------------------------------------------------
+# moto 5.2 has EKS clusters but no DescribeClusterVersions (it answers 404). The demo's moto
+# server answers that one call itself, with CLUSTER_VERSIONS, in front of GAPS and moto's own
+# WSGI app on the same in-process state. Everything else is GAPS's or moto's answer.
+
+def _version(version: str, status: str, released: str, standard_end: str, extended_end: str,
+             patch: str, platform: str, default: bool = False) -> dict[str, Any]:
+    """One ClusterVersionInformation, as the EKS API reference shapes it (timestamps in epoch
+    seconds, as the REST API sends them)."""
+    def epoch(day: str) -> int:
+        return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
+    return {"clusterVersion": version, "clusterType": "eks", "defaultPlatformVersion": platform,
+            "defaultVersion": default, "releaseDate": epoch(released),
+            "endOfStandardSupportDate": epoch(standard_end),
+            "endOfExtendedSupportDate": epoch(extended_end),
+            "status": status.lower().replace("_", "-"), "versionStatus": status,
+            "kubernetesPatchVersion": patch}
+
+
+# The EKS version calendar as of late November 2026 (14 months of standard support, then 12 of
+# extended support).
+CLUSTER_VERSIONS = [
+    _version("1.35", "STANDARD_SUPPORT", "2026-01-27", "2027-03-27", "2028-03-27", "1.35.2", "eks.4"),
+    _version("1.34", "STANDARD_SUPPORT", "2025-10-02", "2026-12-02", "2027-12-02", "1.34.5", "eks.9",
+             default=True),
+    _version("1.33", "EXTENDED_SUPPORT", "2025-05-29", "2026-07-29", "2027-07-29", "1.33.9", "eks.16"),
+    _version("1.32", "EXTENDED_SUPPORT", "2025-01-23", "2026-03-23", "2027-03-23", "1.32.12", "eks.22"),
+    _version("1.31", "EXTENDED_SUPPORT", "2024-09-26", "2025-11-26", "2026-11-26", "1.31.14", "eks.30"),
+    _version("1.30", "UNSUPPORTED", "2024-05-23", "2025-07-23", "2026-07-23", "1.30.14", "eks.36"),
+]
+
+
+def cluster_versions_app(app: Any, versions: list[dict[str, Any]] | None = None) -> Any:
+    """WSGI: ``GET /cluster-versions`` signed for EKS is answered from ``versions`` (every one
+    with ``includeAll=true``, else those still supported); every other request goes to ``app``."""
+    import json
+    import re
+    from urllib.parse import parse_qs
+    versions = CLUSTER_VERSIONS if versions is None else versions
+    signed_for = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request")
+
+    def front(environ: dict[str, Any], start_response: Any) -> Any:
+        service = signed_for.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if (environ.get("PATH_INFO") != "/cluster-versions" or environ.get("REQUEST_METHOD") != "GET"
+                or not service or service.group(1) != "eks"):
+            return app(environ, start_response)
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        everything = query.get("includeAll", ["false"])[0] == "true"
+        listed = [v for v in versions if everything or v["versionStatus"] != "UNSUPPORTED"]
+        body = json.dumps({"clusterVersions": listed}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    return front
+
+
+def versions_front(versions: list[dict[str, Any]] | None = None) -> Any:
+    """A local server (not started) answering as moto does, plus DescribeClusterVersions."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from attest.demo.http import LocalServer
+    return LocalServer(cluster_versions_app(GAPS.wrap(DomainDispatcherApplication(create_backend_app)),
+                                            versions))
+
+
+EKS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/acme-eks-cluster"
+ALL_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+def _eks_cluster(eks: Any, name: str, version: str, *, logs: list[str], key: str | None,
+                 public: bool, cidrs: list[str] | None = None) -> None:
+    vpc: dict[str, Any] = {"subnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+                           "endpointPublicAccess": public, "endpointPrivateAccess": True}
+    if cidrs:
+        vpc["publicAccessCidrs"] = cidrs
+    extra: dict[str, Any] = {}
+    if key:
+        extra["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": key}}]
+    eks.create_cluster(name=name, version=version, roleArn=EKS_ROLE, resourcesVpcConfig=vpc,
+                       logging={"clusterLogging": [{"types": logs, "enabled": True}]}, **extra)
+
+
+def _eks(url: str, home: str, eu: str) -> None:
+    """Three clusters: acme-prod passes everything; acme-staging keeps secrets unencrypted and
+    runs 1.32 (extended support), its public endpoint limited to the VPN range; acme-eu-data
+    sends no authenticator logs."""
+    keys = {}
+    for region in (home, eu):
+        kms = client(url, "kms", region)
+        keys[region] = kms.create_key(Description="acme-eks-secrets")["KeyMetadata"]["Arn"]
+        kms.enable_key_rotation(KeyId=keys[region])
+    eks = client(url, "eks", home)
+    _eks_cluster(eks, "acme-prod", "1.34", logs=ALL_LOGS, key=keys[home], public=False)
+    _eks_cluster(eks, "acme-staging", "1.32", logs=["api", "audit", "authenticator"], key=None,
+                 public=True, cidrs=["198.51.100.0/24"])
+    _eks_cluster(client(url, "eks", eu), "acme-eu-data", "1.34", logs=["api", "audit"],
+                 key=keys[eu], public=False)

@@ -110,6 +110,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("aws.acm.certificates", "acm", "regional", ("ListCertificates",),
          params={"Includes": {"keyTypes": ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096",
                                            "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]}}),
+    # EKS: each cluster's settings, and the region's Kubernetes versions with their support status
+    Spec("aws.eks.clusters", "eks", "regional", ("ListClusters", "DescribeCluster"),
+         fetch="eks_clusters"),
+    Spec("aws.eks.cluster_versions", "eks", "regional", ("ListClusters", "DescribeClusterVersions"),
+         fetch="eks_cluster_versions"),
 )
 
 PRODUCES: tuple[str, ...] = tuple(s.name for s in SPECS)

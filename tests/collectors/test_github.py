@@ -208,7 +208,7 @@ def test_graphql_rate_limited_answers_are_waited_out(server: Any) -> None:
     records = collect(srv.url)
     assert records["github.branch_protection"].state is EvidenceState.OK
     assert srv.log.count(lambda e: e["path"] == "/graphql") == 1 + 3  # retried once
-    w.graphql_rate_limited = 1
+    w.graphql_rate_limited = 100      # every query (they run concurrently: any could be first)
     limited = collect(srv.url, max_rate_limit_wait=0)["github.branch_protection"]
     assert limited.state is EvidenceState.ERROR and "rate limit" in limited.detail
 

@@ -1,0 +1,1 @@
+"""The Kubernetes source: RBAC, pods, namespaces and network policies of every configured cluster."""
