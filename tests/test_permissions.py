@@ -11,7 +11,7 @@ import boto3
 
 from collectors.aws import demo as seed_aws
 from collectors.aws import specs
-from tests.collectors.aws_fixtures import NOW, collect
+from tests.collectors.aws_fixtures import NOW, collect, organization
 
 READ_ONLY_VERBS = ("Describe", "Get", "List", "GenerateCredentialReport")
 
@@ -44,6 +44,11 @@ def test_policy_covers_exactly_what_a_full_collection_calls(moto):
         session.events.register("before-call", record)
         return session
 
-    records = collect(moto, list(seed_aws.REGIONS), session_factory=recording_session)
+    # the whole collection, the organization's listing included (every OU read from its root)
+    root = organization(moto, [])["root"]
+    records = collect(moto, list(seed_aws.REGIONS), session_factory=recording_session,
+                      organization={"role_name": "attest-audit", "include_ous": [root]})
     assert {r.state.value for r in records} == {"ok"}
-    assert called == set(specs.required_actions())
+    # sts:AssumeRole is the scanning identity's own permission (README: AWS), not the audit role's
+    assert "sts:AssumeRole" in called
+    assert called - {"sts:AssumeRole"} == set(specs.required_actions())

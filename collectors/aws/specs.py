@@ -62,9 +62,16 @@ SPECS: tuple[Spec, ...] = (
     Spec("aws.ec2.security_groups", "ec2", "regional", ("DescribeSecurityGroups",)),
     Spec("aws.config.recorders", "config", "regional",
          ("DescribeConfigurationRecorders", "DescribeConfigurationRecorderStatus")),
+    # the accounts of the AWS Organization (with aws.organization): read first, with the default
+    # credentials, by collectors.aws.organization
+    Spec("aws.organizations.accounts", "organizations", "global",
+         ("DescribeOrganization", "ListAccounts", "ListAccountsForParent",
+          "ListOrganizationalUnitsForParent"), fetch="organization"),
 )
 
 PRODUCES: tuple[str, ...] = tuple(s.name for s in SPECS)
+# read before the accounts, by the collector itself, not once per account or region
+FIRST = frozenset({"prelude", "organization"})
 
 # IAM's action names where they differ from "<service>:<Operation>".
 IAM_PREFIX = {"s3control": "s3"}
