@@ -2,6 +2,11 @@
 
 config -> collectors (concurrently, one thread per source) -> evidence files in a partial bundle
 -> engine -> results.json (attest.results) -> report.html -> manifest.json -> atomic rename.
+
+Beyond one machine (:mod:`attest.shards`): :func:`run_shard` runs the first half (collect) for
+the units of one shard into a shard folder; :func:`run_merge` copies the shards' evidence into a
+partial bundle and runs the second half, :func:`_conclude` (judge, then :func:`_seal`), the very
+code a scan ends with.
 """
 from __future__ import annotations
 
