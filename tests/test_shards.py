@@ -241,6 +241,7 @@ def test_a_changed_shard_file_is_refused_in_one_line(org_config, capsys):
     shard = next(p for p in (out / ".shards").glob("*/*") if list(p.glob("evidence/**/*.json")))
     evidence = next(shard.glob("evidence/**/*.json"))
     evidence.write_bytes(evidence.read_bytes().replace(b"\n}", b"\n }", 1))   # one byte more
+    capsys.readouterr()   # what collecting the shards logged (an earlier test may log to stderr)
     code = main(["merge", "--config", str(config.path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3
