@@ -2,6 +2,11 @@
 
 config -> collectors (concurrently, one thread per source) -> evidence files in a partial bundle
 -> engine -> results.json (attest.results) -> report.html -> manifest.json -> atomic rename.
+
+Beyond one machine (:mod:`attest.shards`): :func:`run_shard` runs the first half (collect) for
+the units of one shard into a shard folder; :func:`run_merge` copies the shards' evidence into a
+partial bundle and runs the second half, :func:`_conclude` (judge, then :func:`_seal`), the very
+code a scan ends with.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from attest import __version__
 from attest.config import LoadedConfig
@@ -226,12 +231,14 @@ def plan_sources(config: LoadedConfig, selected: frozenset[str] | None = None
 
 
 def _collect_source(source: str, collector: Any, ctx: CollectContext,
-                    sink: Callable[[Evidence], None]) -> dict[str, str]:
-    """Run one collector; a crash becomes `error` evidence for every name it may produce."""
+                    sink: Callable[[Evidence], None], units: Collection[str] | None = None,
+                    crash_scope: str | None = None) -> dict[str, str]:
+    """Run one collector (only its ``units``, when given); a crash becomes `error` evidence for
+    every name it may produce, at ``crash_scope`` (default: the source's name)."""
     t0, count, unknown = time.monotonic(), 0, 0
     unreachable: list[Evidence] = []
     try:
-        for ev in collector.collect(ctx):
+        for ev in (collector.collect(ctx) if units is None else collector.collect(ctx, units=units)):
             count += 1
             unknown += not ev.state.known
             if ev.state is EvidenceState.UNREACHABLE:
@@ -251,32 +258,108 @@ def _collect_source(source: str, collector: Any, ctx: CollectContext,
         # Every name, yielded or not: a crash after one region's answer must not let the regions
         # it never reached look like "no resources". These records make each control `error`.
         for name in collector.produces:
-            sink(ctx.evidence(name, source, None, state=EvidenceState.ERROR, detail=detail))
+            sink(ctx.evidence(name, crash_scope or source, None, state=EvidenceState.ERROR,
+                              detail=detail))
         return {"status": "failed", "detail": detail}
 
 
-def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime | None = None,
-             progress: Callable[[str], None] | None = None, demo: bool = False,
-             exceptions: Any = None, allow_unsafe_store: bool = False,
-             selection: Selection = Selection()) -> ScanOutcome:
-    started = now or utcnow()
-    t0 = time.monotonic()
-    clock = (lambda: started + timedelta(seconds=time.monotonic() - t0)) if now else utcnow
-    out = Path(out_dir) if out_dir else config.output_dir
+def _collect(chosen: dict[str, tuple[Any, Collection[str] | None]], ctx: CollectContext,
+             sink: Callable[[Evidence], None], crash_scope: Callable[[str], str | None] = lambda s: None,
+             ) -> dict[str, Any]:
+    """Run the chosen collectors at once (one thread each): source -> how its collection went."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(chosen)), thread_name_prefix="attest-source")
+    try:
+        futures = {s: pool.submit(_collect_source, s, c, ctx, sink, units, crash_scope(s))
+                   for s, (c, units) in chosen.items()}
+        return {s: f.result() for s, f in futures.items()}
+    finally:   # on Ctrl-C or SIGTERM: no waiting for in-flight reads (they are abandoned)
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Sink:
+    """Where collected evidence goes: written to the folder being built, kept for the engine."""
+
+    def __init__(self, writer: BundleWriter) -> None:
+        self.writer = writer
+        self.records: list[Evidence] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, ev: Evidence) -> None:
+        if self.writer.closed:   # the scan stopped: a collector still running keeps nothing
+            return
+        self.writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
+        with self._lock:
+            self.records.append(ev)
+        if not ev.state.known and ev.state is not EvidenceState.UNREACHABLE:
+            log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
+
+
+@contextlib.contextmanager
+def _kept_on_failure(writer: BundleWriter, records: list[Evidence],
+                     what: str = "bundle") -> Iterator[None]:
+    """A scan that does not complete never loses the evidence it collected, and never leaves
+    it where it could look like a bundle (or a shard)."""
+    try:
+        yield
+    except BaseException as exc:
+        if records:
+            kept = writer.quarantine()
+            if isinstance(exc, KeyboardInterrupt):   # the CLI's one line says where they are
+                exc.kept = (len(records), kept)      # type: ignore[attr-defined]
+            else:
+                log.error("scan did not complete; the %d evidence files collected so far are "
+                          "kept in %s (not a %s)", len(records), kept, what)
+        else:
+            writer.abandon()
+        raise
+
+
+@contextlib.contextmanager
+def _scan_log(scan_id: str) -> Iterator[_LogCapture]:
+    """This scan's log lines, kept for its scan.log, each tagged with its scan id."""
     capture = _LogCapture()
-    scan_id = str(uuid.uuid4())
     set_scan_id(scan_id)
     attest_log = logging.getLogger("attest")
     attest_log.addHandler(capture)
     if attest_log.getEffectiveLevel() > logging.INFO:   # a library caller: scan.log keeps INFO
         attest_log.setLevel(logging.INFO)
     try:
-        seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
-        return _run(config, out, started, clock, progress or (lambda step: None), demo, capture,
-                    exceptions, seal, scan_id, selection)
+        yield capture
     finally:
         attest_log.removeHandler(capture)
         set_scan_id(None)
+
+
+def _clock(now: datetime | None) -> tuple[datetime, Callable[[], datetime]]:
+    """The start time, and a clock that runs on from it (a fixed ``now`` in tests)."""
+    started = now or utcnow()
+    t0 = time.monotonic()
+    return started, ((lambda: started + timedelta(seconds=time.monotonic() - t0)) if now
+                     else utcnow)
+
+
+def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime | None = None,
+             progress: Callable[[str], None] | None = None, demo: bool = False,
+             exceptions: Any = None, allow_unsafe_store: bool = False,
+             selection: Selection = Selection()) -> ScanOutcome:
+    started, clock = _clock(now)
+    out = Path(out_dir) if out_dir else config.output_dir
+    scan_id = str(uuid.uuid4())
+    full = load_catalog()
+    with _scan_log(scan_id) as capture:
+        seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
+        collectors, skipped = plan_sources(config, selection.sources(full))
+        writer = BundleWriter(out, started)
+        sink = _Sink(writer)
+        with _kept_on_failure(writer, sink.records):
+            ctx = CollectContext(now=started, last_collected=last_collected(seal.chain),
+                                 progress=progress or (lambda step: None), output_dir=out,
+                                 wanted=selection.wanted(full))
+            log.info("scan started: sources %s; skipped %s", ", ".join(collectors) or "none",
+                     ", ".join(skipped) or "none")
+            source_status = _collect({s: (c, None) for s, c in collectors.items()}, ctx, sink)
+            return _conclude(writer, sink.records, source_status, skipped, config, started, clock,
+                             capture, exceptions, seal, scan_id, demo, selection=selection)
 
 
 @dataclass
@@ -326,60 +409,25 @@ def prepare_seal(config: LoadedConfig, out: Path, *, allow_unsafe_store: bool = 
     return Seal(chain=Chain(out, store), signer=signer, store_claim=claim, synced=synced)
 
 
-def _run(config: LoadedConfig, out: Path, started: datetime, clock: Callable[[], datetime],
-         progress: Callable[[str], None], demo: bool, capture: _LogCapture, exceptions: Any,
-         seal: Seal, scan_id: str, selection: Selection = Selection()) -> ScanOutcome:
-    full = load_catalog()
-    catalog: tuple[Control, ...] = selection.catalog(full)
-    collectors, skipped = plan_sources(config, selection.sources(full))
-    writer = BundleWriter(out, started)
-    records: list[Evidence] = []
-    lock = threading.Lock()
-    chain = seal.chain
-
-    def sink(ev: Evidence) -> None:
-        if writer.closed:   # the scan stopped: a collector still running keeps nothing
-            return
-        writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
-        with lock:
-            records.append(ev)
-        if not ev.state.known and ev.state is not EvidenceState.UNREACHABLE:
-            log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
-
-    try:
-        ctx = CollectContext(now=started, last_collected=last_collected(chain),
-                             progress=progress, output_dir=out, wanted=selection.wanted(full))
-        log.info("scan started: sources %s; skipped %s", ", ".join(collectors) or "none",
-                 ", ".join(skipped) or "none")
-        pool = ThreadPoolExecutor(max_workers=max(1, len(collectors)), thread_name_prefix="attest-source")
-        try:
-            futures = {s: pool.submit(_collect_source, s, c, ctx, sink) for s, c in collectors.items()}
-            source_status = {s: f.result() for s, f in futures.items()}
-        finally:   # on Ctrl-C or SIGTERM: no waiting for in-flight reads (they are abandoned)
-            pool.shutdown(wait=False, cancel_futures=True)
-        for s, reason in skipped.items():
-            source_status[s] = SourceStatus(status="skipped", detail=reason)
-        params = config.model.controls
-        results_list = evaluate(catalog, records, params, started, skipped, exceptions)
-        incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
-        scan = ScanInfo(id=scan_id, started_at=started, tool_version=__version__, demo=demo,
-                        config_digest=config.digest, sources=source_status,
-                        incomplete=incomplete, params=params, selection=selection.to_json())
-        results = build_results(results_list, scan,
-                                exceptions.to_json(started) if exceptions is not None else None)
-        bundle, results, previous, store_error = _seal(writer, results, seal, config, started,
-                                                       clock, capture)
-    except BaseException as exc:
-        if records:  # never lose evidence already collected, never let it look like a bundle
-            kept = writer.quarantine()
-            if isinstance(exc, KeyboardInterrupt):   # the CLI's one line says where they are
-                exc.kept = (len(records), kept)      # type: ignore[attr-defined]
-            else:
-                log.error("scan did not complete; the %d evidence files collected so far are "
-                          "kept in %s (not a bundle)", len(records), kept)
-        else:
-            writer.abandon()
-        raise
+def _conclude(writer: BundleWriter, records: list[Evidence], source_status: dict[str, Any],
+              skipped: dict[str, str], config: LoadedConfig, started: datetime,
+              clock: Callable[[], datetime], capture: _LogCapture, exceptions: Any, seal: Seal,
+              scan_id: str, demo: bool = False, selection: Selection = Selection()) -> ScanOutcome:
+    """Judge the evidence and seal the bundle: how a scan ends, and how a merge of shards ends."""
+    catalog: tuple[Control, ...] = selection.catalog(load_catalog())
+    source_status = dict(source_status)
+    for s, reason in skipped.items():
+        source_status[s] = SourceStatus(status="skipped", detail=reason)
+    params = config.model.controls
+    results_list = evaluate(catalog, records, params, started, skipped, exceptions)
+    incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
+    scan = ScanInfo(id=scan_id, started_at=started, tool_version=__version__, demo=demo,
+                    config_digest=config.digest, sources=source_status,
+                    incomplete=incomplete, params=params, selection=selection.to_json())
+    results = build_results(results_list, scan,
+                            exceptions.to_json(started) if exceptions is not None else None)
+    bundle, results, previous, store_error = _seal(writer, results, seal, config, started,
+                                                   clock, capture)
     return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=records,
                        previous=previous, store_error=store_error,
                        store=seal.chain.store.url if seal.chain.store is not None else None)
@@ -456,3 +504,135 @@ def _write_report(writer: BundleWriter, results: Results, chain: Chain, *,
         html = render_report(results, history, evidence_sha256=digests, signed=signed,
                              bundle_dir=writer.out_dir / str(results.scan.bundle))
     writer.write_bytes("report.html", html.encode("utf-8"))
+
+
+# --- beyond one machine: shards and their merge (attest.shards) --------------------------------
+
+@dataclass
+class ShardOutcome:
+    folder: Path                             # <output_dir>/.shards/<night>/<I>-of-<N>
+    manifest: dict[str, Any]                 # its shard.json
+    records: list[Evidence] = field(default_factory=list)
+
+
+def _reading_chain(config: LoadedConfig, out: Path) -> Chain:
+    """The chain as a shard reads it (for "since the last good read"): the store's bundles when
+    it can be reached, else the local folder's. A shard writes nothing to the store."""
+    from attest.errors import StoreError
+    from attest.s3store import configured_store
+    try:
+        store = configured_store(config)
+        chain = Chain(out, store)
+        chain.names()
+        return chain
+    except StoreError as exc:
+        log.warning("the store could not be read; earlier bundles are read from %s: %s", out, exc)
+        return Chain(out)
+
+
+def run_shard(config: LoadedConfig, shard: Any, *, out_dir: Path | None = None,
+              now: datetime | None = None,
+              progress: Callable[[str], None] | None = None) -> ShardOutcome:
+    """Collect the units of shard ``shard`` (an :class:`attest.shards.ShardSpec`) into its shard
+    folder. Nothing is judged, signed or uploaded: ``attest merge`` does that for the night."""
+    from attest.shards import (SHARD_MANIFEST, night_of, shard_manifest, shards_root,
+                               unit_names)
+    started, clock = _clock(now)
+    out = Path(out_dir) if out_dir else config.output_dir
+    night = night_of(started)
+    target = shards_root(out) / night / shard.name
+    if target.exists():
+        from attest.errors import UsageError
+        raise UsageError(f"{target}: shard {shard.name} of {night} was written already (merge it "
+                         "with `attest merge`, or remove it to collect it again)")
+    scan_id = str(uuid.uuid4())
+    with _scan_log(scan_id) as capture:
+        ctx = CollectContext(now=started, last_collected=last_collected(_reading_chain(config, out)),
+                             progress=progress or (lambda step: None), output_dir=out)
+        collectors, skipped = plan_sources(config)
+        every: list[str] = []
+        chosen: dict[str, tuple[Any, Collection[str] | None]] = {}
+        for name, collector in collectors.items():
+            split = hasattr(collector, "units")
+            parts = collector.units(ctx) if split else None
+            units = unit_names(name, parts)
+            every += units
+            mine = [u for u in units if shard.owns(u)]
+            if mine:
+                chosen[name] = (collector, {u.split(":", 1)[1] for u in mine} if split else None)
+        covered = sorted(u for u in every if shard.owns(u))
+        log.info("shard %s of %s: units %s (of %d); skipped %s", shard.name, night,
+                 ", ".join(covered) or "none", len(every), ", ".join(skipped) or "none")
+        writer = BundleWriter(target.parent, started)
+        sink = _Sink(writer)
+        with _kept_on_failure(writer, sink.records, what="shard"):
+            status = _collect(chosen, ctx, sink, crash_scope=lambda s: f"{s}:shard-{shard.name}")
+            log.info("shard %s of %s collected: %d evidence records", shard.name, night,
+                     len(sink.records))
+            writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
+            manifest = shard_manifest(shard, night=night, scan_id=scan_id, started_at=started,
+                                      finished_at=clock(), tool_version=__version__,
+                                      config_digest=config.digest, all_units=every,
+                                      covered=covered, sources=status, files=writer.digests)
+            writer.write_bytes(SHARD_MANIFEST, canonical_json(manifest))
+            try:
+                folder = writer.commit(shard.name)
+            except FileExistsError:
+                from attest.errors import UsageError
+                raise UsageError(f"{target}: shard {shard.name} of {night} was written meanwhile "
+                                 "by another run") from None
+    return ShardOutcome(folder=folder, manifest=manifest, records=sink.records)
+
+
+def run_merge(config: LoadedConfig, shards: list[Any], *, out_dir: Path | None = None,
+              exceptions: Any = None, allow_unsafe_store: bool = False) -> ScanOutcome:
+    """Seal one night's shards (:class:`attest.shards.Shard`) into ONE bundle of the chain: each
+    shard checked against its shard.json, the shards against each other, the union of their
+    evidence judged and sealed exactly as a scan seals (:func:`_conclude`). A unit no shard
+    collected is `error` evidence, never a pass. The shards are removed once the bundle is sealed."""
+    from attest.errors import UsageError
+    from attest.shards import plan_merge, remove_shards
+    from attest.sources import sources as registered
+    plan = plan_merge(shards)
+    if plan.config_digest != config.digest:
+        raise UsageError(f"the shards of {plan.night} were collected with another config (digest "
+                         f"{plan.config_digest[:12]}, this one {config.digest[:12]}); merge with "
+                         "the config the shards used")
+    out = Path(out_dir) if out_dir else config.output_dir
+    started = plan.started_at
+    scan_id = str(uuid.uuid4())
+    with _scan_log(scan_id) as capture:
+        log.info("merging the shards of %s: %s of %d%s", plan.night,
+                 ", ".join(s.name for s in plan.shards), plan.count,
+                 f"; missing: {', '.join(f'{i}-of-{plan.count}' for i in plan.missing_shards)}"
+                 if plan.missing_shards else "")
+        seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
+        _, skipped = plan_sources(config)
+        writer = BundleWriter(out, started)
+        records: list[Evidence] = []
+        try:
+            for shard in plan.shards:
+                for rel, data in shard.files():
+                    if rel.startswith("evidence/"):
+                        writer.write_bytes(rel, data)   # byte for byte: the same sha256
+                        records.append(Evidence.from_json(json.loads(data)))
+                    else:
+                        writer.write_bytes(f"shards/{shard.name}/{rel}", data)
+                writer.write_bytes(f"shards/{shard.name}/shard.json", shard.manifest_bytes)
+            ctx = CollectContext(now=started)
+            for unit, why in plan.missing_units.items():
+                source = unit.split(":", 1)[0]
+                log.error("%s %s: its controls are error", unit, why)
+                produces = registered()[source].produces if source in registered() else ()
+                for name in produces:
+                    ev = ctx.evidence(name, unit, None, state=EvidenceState.ERROR,
+                                      detail=f"{unit} {why}")
+                    writer.write_evidence(ev)
+                    records.append(ev)
+            outcome = _conclude(writer, records, plan.source_status(), skipped, config, started,
+                                utcnow, capture, exceptions, seal, scan_id)
+        except BaseException:
+            writer.abandon()         # the shards are untouched: the merge can run again
+            raise
+    remove_shards(plan)
+    return outcome

@@ -11,6 +11,10 @@ A collector class has:
 * ``Config``: a pydantic model for its config section (``extra="forbid"``; secrets as SecretStr);
 * ``produces``: every evidence name it may yield (the catalog may only reference these);
 * ``__init__(self, config)`` and ``collect(self, ctx) -> Iterator[Evidence]``.
+* optionally ``units(self, ctx) -> list[str]`` and ``collect(self, ctx, units=...)``: the parts
+  a sharded scan (``attest scan --shard I/N``, :mod:`attest.shards`) may give to different
+  machines, e.g. AWS's accounts; ``collect`` with ``units`` reads only those. Without them the
+  whole source is one unit.
 
 What a source is beyond its collector (when it runs without a config section, its SDKs, its demo)
 is its :class:`collectors.Source` entry, in ``collectors/<name>/source.py``.

@@ -605,3 +605,122 @@ def test_readme_config_keeps_secrets_as_env_references() -> None:
 def test_no_literal_credential_in_deploy_files(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert not LITERAL_SECRET.search(text), LITERAL_SECRET.search(text)
+
+
+# ---------------------------------------------------------------- Kubernetes: the sharded night
+
+INDEXED = DEPLOY / "kubernetes" / "indexed-job.yaml"
+
+
+def indexed_docs() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(INDEXED.read_text(encoding="utf-8")) if d]
+
+
+def indexed_cronjob(name: str) -> dict[str, Any]:
+    found = [d for d in indexed_docs() if d["kind"] == "CronJob" and d["metadata"]["name"] == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def shard_job() -> dict[str, Any]:
+    return indexed_cronjob("attest-shards")["spec"]["jobTemplate"]["spec"]
+
+
+def merge_job() -> dict[str, Any]:
+    return indexed_cronjob("attest-merge")["spec"]["jobTemplate"]["spec"]
+
+
+def test_indexed_job_file_holds_a_volume_and_two_cronjobs_in_the_namespace() -> None:
+    docs = indexed_docs()
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("PersistentVolumeClaim", "attest-work"), ("CronJob", "attest-shards"),
+        ("CronJob", "attest-merge")]
+    assert {d["metadata"]["namespace"] for d in docs} == {k8s_doc("Namespace")["metadata"]["name"]}
+    assert docs[0]["spec"]["accessModes"] == ["ReadWriteMany"], "pods on different nodes share it"
+
+
+@pytest.mark.parametrize("version", _k8s_versions())
+def test_every_indexed_job_document_matches_the_kubernetes_schema(version: str) -> None:
+    import kubernetes_validate
+    for doc in indexed_docs():
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_shards_are_an_indexed_job_whose_index_chooses_the_shard() -> None:
+    from attest.errors import UsageError
+    from attest.shards import ShardSpec
+    job = shard_job()
+    n = job["completions"]
+    assert job["completionMode"] == "Indexed" and job["parallelism"] == n >= 2
+    assert "backoffLimit" not in job and job["backoffLimitPerIndex"] <= 1, \
+        "a failed shard never fails the others (a shard is visible only once complete)"
+    c, = job["template"]["spec"]["containers"]
+    assert c["args"][:3] == ["scan", "--shard", f"$(JOB_COMPLETION_INDEX)/{n}"]
+    index = {e["name"]: e for e in c["env"]}["JOB_COMPLETION_INDEX"]
+    assert index["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    # every index Kubernetes hands out (0..N-1) is a shard attest accepts, and only those
+    assert [ShardSpec.parse(f"{i}/{n}").index for i in range(n)] == list(range(n))
+    with pytest.raises(UsageError):
+        ShardSpec.parse(f"{n}/{n}")
+
+
+def test_the_merge_waits_for_the_shards_on_the_shared_volume_then_seals_once() -> None:
+    shards, merge = indexed_cronjob("attest-shards")["spec"], indexed_cronjob("attest-merge")["spec"]
+    assert shards["schedule"] == merge["schedule"] and shards["timeZone"] == merge["timeZone"]
+    for spec in (shards, merge):
+        assert spec["concurrencyPolicy"] == "Forbid"
+    job = merge_job()
+    assert job["backoffLimit"] == 0 and "completionMode" not in job
+    c, = job["template"]["spec"]["containers"]
+    args = c["args"]
+    assert args[0] == "merge" and "--fail-on" in args
+    wait = int(args[args.index("--wait") + 1])
+    assert 0 < wait <= shard_job()["activeDeadlineSeconds"] < job["activeDeadlineSeconds"], \
+        "the merge waits as long as a shard may run, and has time left to seal"
+    claim = indexed_docs()[0]["metadata"]["name"]
+    for spec in (shard_job(), job):
+        pod = spec["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert volumes[mounts["/work"]["name"]]["persistentVolumeClaim"]["claimName"] == claim
+        assert volumes[mounts["/etc/attest"]["name"]]["configMap"]["name"] == \
+            k8s_doc("ConfigMap")["metadata"]["name"]
+        assert mounts["/etc/attest"]["readOnly"] is True
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    assert configmap_config()["output_dir"].startswith("/work/"), "the shards are on the volume"
+
+
+@pytest.mark.parametrize("job", ["attest-shards", "attest-merge"])
+def test_indexed_job_pods_are_locked_down_like_the_cronjob(job: str) -> None:
+    pod = indexed_cronjob(job)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == k8s_doc("ServiceAccount")["metadata"]["name"]
+    assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
+    ctx = pod["securityContext"]
+    assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == ctx["fsGroup"] == UID
+    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    c, = pod["containers"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc.get("privileged", False) is False
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory", "ephemeral-storage"} <= set(c["resources"][kind]), kind
+    assert c["image"] == container()["image"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["ATTEST_CONFIG"]["value"] == "/etc/attest/config.yaml"
+    secret = k8s_doc("Secret")
+    for name in env_refs(configmap_config()):
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+    for name, entry in env.items():
+        if SECRET_KEY.search(name.lower()):
+            assert "valueFrom" in entry, name
+    assert not LITERAL_SECRET.search(INDEXED.read_text(encoding="utf-8"))
+
+
+def test_readme_shows_the_sharded_night() -> None:
+    text = readme_section()
+    assert "### Beyond one machine" in text
+    for needle in ("attest scan --shard I/N", "attest merge", "deploy/kubernetes/indexed-job.yaml",
+                   "JOB_COMPLETION_INDEX", "sha256(unit) mod N"):
+        assert needle in text, needle

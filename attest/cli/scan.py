@@ -45,7 +45,34 @@ def register(sub: Any) -> None:
     s.add_argument("--controls", metavar="IDS",
                    help="only these controls, comma-separated; only their sources run and, for "
                         "AWS, only the evidence they read is collected")
+    s.add_argument("--shard", metavar="I/N",
+                   help="collect only shard I of N (counted from 0, as a Kubernetes Indexed "
+                        "Job's JOB_COMPLETION_INDEX) into DIR/.shards/<night>/I-of-N/, judging "
+                        "nothing; `attest merge` seals the night's shards as one bundle")
     s.set_defaults(func=cmd_scan)
+
+    m = add_command(sub, "merge", help="seal the shards of a sharded scan into one bundle",
+                    description="check the shards `attest scan --shard I/N` wrote (each file "
+                                "against its shard.json, every unit collected once), judge the "
+                                "union of their evidence and seal ONE bundle per night, as a scan "
+                                "does (signed, uploaded, alerts); a unit no shard collected is "
+                                "error")
+    m.add_argument("--dir", dest="dir", metavar="DIR",
+                   help="output folder: shards are read from DIR/.shards/, the bundle is written "
+                        "to DIR (default: the config's output_dir, else ./evidence)")
+    m.add_argument("--shards", nargs="+", metavar="FOLDER",
+                   help="the shard folders to merge, or folders holding them such as "
+                        "DIR/.shards/2026-11-22 (default: every shard under DIR/.shards/)")
+    m.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
+                   help="first wait up to SECONDS for every shard of tonight (the UTC day) to be "
+                        "there; then merge what is there")
+    m.add_argument("--format", choices=["table", "json", "csv", "junit"], default="table",
+                   help="what to print on stdout (default: a summary table)")
+    m.add_argument("--fail-on", choices=["any", "regression"], default="any",
+                   help="as for scan")
+    m.add_argument("--allow-unsafe-store", action="store_true",
+                   help="seal even when the S3 store is not versioned or is public")
+    m.set_defaults(func=cmd_merge)
 
     c = add_command(sub, "controls", help="list the control catalog", description="the control catalog",
                     config=False)
@@ -66,6 +93,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.dir and args.dir.startswith("s3://"):
         raise UsageError(f"--dir {args.dir}: a scan writes to a local folder; name the S3 store "
                          "with store: in the config")
+    if args.shard is not None:
+        if args.only or args.controls:
+            raise UsageError("--shard with --only or --controls: a sharded night collects every "
+                             "source, so that its merge is a whole scan; drop one of them")
+        return _cmd_shard(args, path)
     demo = public_key = None
     if args.demo:
         out = writable_folder(Path(args.dir or DEMO_DIR), f"--dir {args.dir or DEMO_DIR}")
@@ -110,6 +142,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     finally:
         if demo:
             demo.stop()
+    return _finish(args, config, outcome, where, demo=demo, out=out, public_key=public_key)
+
+
+def _finish(args: argparse.Namespace, config: Any, outcome: Any, where: str, *, demo: Any = None,
+            out: Path | None = None, public_key: Path | None = None) -> int:
+    """After a bundle is sealed (by a scan or a merge): alerts, the results on stdout, where the
+    bundle is, and the exit code with its meaning on stderr."""
     _alert(config, outcome.results, outcome.previous, where,
            scan_failure=f"the bundle could not be uploaded: {outcome.store_error}"
            if outcome.store_error else None)
@@ -146,9 +185,81 @@ def cmd_scan(args: argparse.Namespace) -> int:
               f"itself: exit {code}, {meaning})", file=sys.stderr)
         raise closed
     print(f"exit {code}: {meaning}", file=sys.stderr)
-    if demo:
+    if demo and out is not None and public_key is not None:
         print(demo_next_steps(out, public_key, outcome.bundle.name), file=sys.stderr)
     return code
+
+
+def _seconds(value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value}: expected a whole number of seconds, 0 or more")
+    return seconds
+
+
+def _cmd_shard(args: argparse.Namespace, path: str | None) -> int:
+    """``attest scan --shard I/N``: collect one shard; judge, sign and upload nothing."""
+    from attest.config import load_config
+    from attest.progress import progress_reporter
+    from attest.scan import run_shard
+    from attest.shards import ShardSpec
+    shard = ShardSpec.parse(args.shard)
+    if args.demo:
+        raise UsageError("--shard and --demo: each shard would start a demo of its own; shard a "
+                         "real estate (or a demo started once, named in a config)")
+    if args.dir and args.dir.startswith("s3://"):
+        raise UsageError(f"--dir {args.dir}: a shard is written to a local (shared) folder")
+    config = load_config(path)
+    out = Path(args.dir) if args.dir else config.output_dir
+    writable_folder(out, f"--dir {args.dir}" if args.dir else f"output folder {out}")
+    with progress_reporter() as step:
+        outcome = run_shard(config, shard, out_dir=out, progress=step)
+    covered = outcome.manifest["units"]["covered"]
+    print(f"shard: {outcome.folder}\nunits: {', '.join(covered) or 'none'} "
+          f"({len(covered)} of {len(outcome.manifest['units']['all'])})", file=sys.stderr)
+    print(f"exit 0: shard {shard.name} written; `attest merge` seals the night's shards",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from attest.config import load_config
+    from attest.exceptions import load_exceptions
+    from attest.model import utcnow
+    from attest.scan import run_merge
+    from attest.shards import ShardError, find_shards, night_of, wait_for_night
+    config = load_config(config_path(args))
+    if args.dir and args.dir.startswith("s3://"):
+        raise UsageError(f"--dir {args.dir}: the shards and the bundle are in a local folder; "
+                         "name the S3 store with store: in the config")
+    out = Path(args.dir) if args.dir else config.output_dir
+    writable_folder(out, f"--dir {args.dir}" if args.dir else f"output folder {out}")
+    if args.wait:
+        night = night_of(utcnow())
+        if not wait_for_night(out, night, args.wait, log=log.info):
+            log.warning("not every shard of %s arrived within %d s; merging what is there",
+                        night, args.wait)
+    nights = find_shards(out, args.shards)
+    if not nights:
+        raise ShardError(f"no shards to merge in {out / '.shards'} (`attest scan --shard I/N` "
+                         "writes them)")
+    exceptions = load_exceptions(config)
+    where = config.model.store or str(out.resolve())
+    codes = []
+    for night, shards in nights.items():
+        try:
+            outcome = run_merge(config, shards, out_dir=out, exceptions=exceptions,
+                                allow_unsafe_store=args.allow_unsafe_store)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:   # the night could not be sealed: the alert channels hear of it
+            _alert(config, None, None, where, scan_failure=f"merge of {night}: {exc}")
+            raise
+        codes.append(_finish(args, config, outcome, where))
+    return 3 if 3 in codes else 1 if 1 in codes else 0
 
 
 def demo_next_steps(out: Path, public_key: Path, bundle: str) -> str:

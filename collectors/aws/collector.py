@@ -15,9 +15,12 @@ Throttling is left to botocore's adaptive retry mode. One region failing never s
 """
 from __future__ import annotations
 
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Collection, Iterator
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,8 +31,9 @@ from collectors.aws import (backup, cloudtrail, ec2, eks, elb, guardduty, iam, k
                              securityhub)
 from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
                                     failure, open_accounts)
+from collectors.aws.organization import SCOPE, Listing, list_organization
 from collectors.aws.source import SOURCE, AccountConfig, Config
-from collectors.aws.specs import SPECS, Spec, iam_action
+from collectors.aws.specs import FIRST, SPECS, Spec, iam_action
 from collectors.base import CollectContext
 
 __all__ = ["AwsCollector", "Config", "AccountConfig"]
@@ -57,6 +61,17 @@ FETCHERS: dict[str, Callable[[Target], dict[str, Any]]] = {
 }
 
 
+# What one account yields (the organization's listing is read once, not per account).
+ACCOUNT_EVIDENCE: tuple[str, ...] = tuple(s.name for s in SPECS if s.fetch != "organization")
+
+
+@dataclass
+class _Plan:
+    accounts: list[Account]
+    listing: Listing | None
+    records: list[Evidence]     # the organization's listing (and, if it failed, why nothing else)
+
+
 class AwsCollector:
     source: ClassVar[str] = SOURCE.name
     Config: ClassVar[type[BaseModel]] = Config
@@ -66,32 +81,84 @@ class AwsCollector:
                  session_factory: SessionFactory = boto3.Session) -> None:
         self.config = config or Config()
         self.session_factory = session_factory
+        self._plan: _Plan | None = None
+        self._lock = threading.Lock()
+        self._claimed: set[str] = set()     # account ids identified so far
 
-    def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
-        cfg = self.config
-        accounts = open_accounts(cfg.accounts, cfg.endpoint_url, self.session_factory)
-        with ThreadPoolExecutor(cfg.max_workers, thread_name_prefix="attest-aws") as pool:
-            futures = []
+    def units(self, ctx: CollectContext) -> list[str]:
+        """The parts a sharded scan splits AWS into: the organization's account list (with
+        ``organization``) and one per account (its id, profile name or ``default``)."""
+        plan = self._planned(ctx)
+        labels = ["organization"] if plan.listing is not None else []
+        return list(dict.fromkeys(labels + [a.label for a in plan.accounts]))
+
+    def collect(self, ctx: CollectContext, units: Collection[str] | None = None) -> Iterator[Evidence]:
+        """Every account (or only the ``units`` named, see :meth:`units`), ``max_accounts`` at
+        once; in each, ``max_workers`` reads at once."""
+        plan = self._planned(ctx)
+        if plan.listing is not None and (units is None or "organization" in units):
+            yield from plan.records
+        accounts = [a for a in plan.accounts if units is None or a.label in units]
+        if len(accounts) <= 1 or self.config.max_accounts == 1:
             for account in accounts:
-                first, regions = self._prelude(ctx, account)
-                for ev in first:
-                    yield self._report(ctx, ev)
-                if not account.id:
-                    continue
-                for spec, region in self._plan(regions, ctx.wanted):
-                    futures.append(pool.submit(self._run, ctx, spec, account, region))
+                yield from self._collect_account(ctx, account)
+            return
+        yield from interleave([partial(self._collect_account, ctx, a) for a in accounts],
+                              self.config.max_accounts)
+
+    def _planned(self, ctx: CollectContext) -> "_Plan":
+        """The accounts to scan: those configured under ``accounts`` and, with ``organization``,
+        every account of the organization in scope that is not listed there already (listed
+        once per scan, on first use)."""
+        if self._plan is not None:
+            return self._plan
+        cfg = self.config
+        entries = list(cfg.accounts)
+        listing, records = None, []
+        if cfg.organization is not None:
+            org = cfg.organization
+            listing = list_organization(org, ctx, cfg.endpoint_url, self.session_factory,
+                                        cfg.page_size)
+            records = [listing.record]
+            if not listing.record.state.known:
+                # The organization's accounts are unknown: every control says so, never "none".
+                records += [ctx.evidence(name, SCOPE, None, state=listing.record.state,
+                                         detail=f"the organization's accounts are unknown: "
+                                                f"{listing.record.detail}")
+                            for name in ACCOUNT_EVIDENCE]
+            named = {e.role_arn.split(":")[4] for e in entries if e.role_arn}
+            entries += [AccountConfig(role_arn=listing.role_arn(i, org.role_name),
+                                      external_id=org.external_id, session_name=org.session_name)
+                        for i in listing.account_ids if i not in named]
+        accounts = open_accounts(entries, cfg.endpoint_url, self.session_factory,
+                                 default=cfg.organization is None)
+        self._plan = _Plan(accounts, listing, records)
+        return self._plan
+
+    def _collect_account(self, ctx: CollectContext, account: Account) -> Iterator[Evidence]:
+        first, regions = self._prelude(ctx, account)
+        for ev in first:
+            yield self._report(ctx, ev)
+        if not account.id or account.duplicate:
+            return
+        pool = ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="attest-aws")
+        try:
+            futures = [pool.submit(self._run, ctx, spec, account, region)
+                       for spec, region in self._plan_reads(regions, ctx.wanted)]
             for future in as_completed(futures):
                 yield self._report(ctx, future.result())
+        finally:   # also when the consumer stops early: queued reads are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _report(self, ctx: CollectContext, ev: Evidence) -> Evidence:
         _, account, region = ev.scope.split(":", 2)
         ctx.progress(f"aws {account} {region} {ev.name}")
         return ev
 
-    def _plan(self, regions: list[str], wanted: frozenset[str] | None = None
-              ) -> Iterator[tuple[Spec, str]]:
+    def _plan_reads(self, regions: list[str], wanted: frozenset[str] | None = None
+                    ) -> Iterator[tuple[Spec, str]]:
         for spec in SPECS:
-            if spec.fetch == "prelude" or (wanted is not None and spec.name not in wanted):
+            if spec.fetch in FIRST or (wanted is not None and spec.name not in wanted):
                 continue
             if spec.scope == "global":
                 yield spec, "global"
@@ -112,7 +179,14 @@ class AwsCollector:
             return [ctx.evidence(name, scope, failed.payload, state=failed.state,
                                  detail=f"account {account.label} could not be identified: "
                                         f"{failed.detail}")
-                    for name in SOURCE.produces], []
+                    for name in ACCOUNT_EVIDENCE], []
+        with self._lock:
+            if identity["Account"] in self._claimed:   # e.g. a profile and the organization
+                ctx.log.warning("aws: account %s is reached twice (again as %s): scanned once",
+                                identity["Account"], account.label)
+                account.id, account.duplicate = identity["Account"], True
+                return [], []
+            self._claimed.add(identity["Account"])
         account.id = identity["Account"]
         account.partition = identity["Arn"].split(":")[1]
         account.offered = _offered(account)
@@ -161,8 +235,8 @@ class AwsCollector:
 
 
 def _offered(account: Account) -> dict[str, frozenset[str]]:
-    """The regions offering each regional service, read once per account on the main thread
-    (boto3 sessions are not thread-safe)."""
+    """The regions offering each regional service, read once per account on the thread that
+    opened it (boto3 sessions are not thread-safe; each account has its own)."""
     assert account.session is not None
     services = sorted({s.service for s in SPECS if s.scope == "regional"})
     return {service: frozenset(account.session.get_available_regions(
@@ -193,3 +267,58 @@ def _filled(value: Any, account: str) -> Any:
     if isinstance(value, dict):
         return {k: _filled(v, account) for k, v in value.items()}
     return value
+_DONE = object()
+
+
+def interleave(makers: list[Callable[[], Iterator[Any]]], parallel: int) -> Iterator[Any]:
+    """Run ``parallel`` of the generators ``makers`` make at once, each in its own thread, and
+    yield their items as they come. A generator that raises ends the whole (after the others
+    stopped); a consumer that stops early stops them too. The queue is bounded: a slow consumer
+    slows the producers down instead of holding every answer in memory."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=64)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(make: Callable[[], Iterator[Any]]) -> None:
+        gen = None
+        try:
+            gen = make()
+            for item in gen:
+                if not put(item):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(_Failed(exc))
+        finally:
+            if gen is not None:
+                gen.close()
+            put(_DONE)
+
+    pool = ThreadPoolExecutor(parallel, thread_name_prefix="attest-aws-account")
+    try:
+        for make in makers:
+            pool.submit(run, make)
+        remaining = len(makers)
+        while remaining:
+            item = items.get()
+            if item is _DONE:
+                remaining -= 1
+            elif isinstance(item, _Failed):
+                raise item.exc
+            else:
+                yield item
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Failed:
+    exc: BaseException

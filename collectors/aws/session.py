@@ -21,7 +21,7 @@ import boto3
 import botocore.session
 from botocore.client import BaseClient
 from botocore.config import Config as BotoConfig
-from botocore.credentials import DeferredRefreshableCredentials
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from attest.logs import api_call
@@ -150,6 +150,8 @@ class Account:
     session: boto3.Session | None = None
     clients: Clients | None = None
     offered: dict[str, frozenset[str]] = field(default_factory=dict)  # service -> its regions
+    duplicate: bool = False    # identified as an account another entry scans already
+
     # reads several evidence items share (the S3 bucket listing): computed once per account
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
     _shared_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -289,13 +291,14 @@ def quiet_secret_logging() -> None:
 
 
 def open_accounts(accounts: list[Any], endpoint_url: str | None,
-                  factory: SessionFactory = boto3.Session) -> list[Account]:
-    """The configured accounts (none configured: the default credential chain).
+                  factory: SessionFactory = boto3.Session, *,
+                  default: bool = True) -> list[Account]:
+    """The configured accounts (none configured and ``default``: the default credential chain).
 
     Sessions are opened, and roles assumed, on first use, so a failure stays with its account."""
     quiet_secret_logging()
     if not accounts:
-        return [Account("default", factory, endpoint_url)]
+        return [Account("default", factory, endpoint_url)] if default else []
     out = []
     for entry in accounts:
         if entry.profile:
@@ -309,6 +312,9 @@ def open_accounts(accounts: list[Any], endpoint_url: str | None,
 
 
 def _assumed(entry: Any, endpoint_url: str | None, factory: SessionFactory) -> boto3.Session:
+    """A session on the role's credentials. The role is assumed now, so that a role that cannot be
+    assumed fails here, named (``sts:AssumeRole was denied (arn:...)``), for its account only;
+    the credentials are refreshed by assuming it again when they expire."""
     base = factory()
     sts = base.client("sts", region_name=base.region_name or "us-east-1", endpoint_url=endpoint_url,
                       config=BotoConfig(retries=FIRST_CONTACT, connect_timeout=CONNECT_TIMEOUT))
@@ -317,11 +323,17 @@ def _assumed(entry: Any, endpoint_url: str | None, factory: SessionFactory) -> b
         params["ExternalId"] = entry.external_id
 
     def fetch() -> dict[str, str]:
-        creds = sts.assume_role(**params)["Credentials"]
+        with api_call("aws", f"aws:{entry.role_arn.split(':')[4]}:global", "sts:AssumeRole") as outcome:
+            try:
+                creds = sts.assume_role(**params)["Credentials"]
+            except (ClientError, BotoCoreError) as exc:
+                failed = failure(exc, "sts:AssumeRole", entry.role_arn)
+                outcome.update(outcome=failed.state.value, detail=failed.detail)
+                raise failed from exc
         return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
                 "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
 
     core = botocore.session.Session()
-    core._credentials = DeferredRefreshableCredentials(  # noqa: SLF001 (c7n's way)
-        refresh_using=fetch, method="sts-assume-role")
+    core._credentials = RefreshableCredentials.create_from_metadata(  # noqa: SLF001 (c7n's way)
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
     return factory(botocore_session=core, region_name=base.region_name)

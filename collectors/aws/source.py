@@ -6,7 +6,7 @@ The collector is :mod:`collectors.aws.collector`; the demo (moto's server, seede
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -32,6 +32,21 @@ class AccountConfig(BaseModel):
         return self
 
 
+class OrganizationConfig(BaseModel):
+    """Every active account of the AWS Organization, entered through the same role in each.
+
+    The accounts are listed with the default credentials (the management account, or a delegated
+    administrator of AWS Organizations); the role ``arn:<partition>:iam::<id>:role/<role_name>``
+    is assumed in each. ``include_ous``: only the accounts under these OUs (or roots), at any
+    depth; empty = every account. ``exclude_accounts``: never these."""
+    model_config = ConfigDict(extra="forbid")
+    role_name: str = Field(pattern=r"^[\w+=,.@-]+(/[\w+=,.@-]+)*$", max_length=512)
+    external_id: str | None = None          # not a secret: it only guards against confused deputies
+    session_name: str | None = Field(None, pattern=r"^[\w+=,.@-]{2,64}$")
+    include_ous: list[Annotated[str, Field(pattern=r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")]] = []
+    exclude_accounts: list[Annotated[str, Field(pattern=r"^\d{12}$")]] = []
+
+
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
@@ -40,8 +55,11 @@ class Config(BaseModel):
     regions: Literal["all"] | list[str] = "all"   # "all": the account's enabled regions
     endpoint_url: str | None = None               # e.g. a moto server; used for every call
     accounts: list[AccountConfig] = []            # empty: the default credential chain
+    # every account of the AWS Organization (with `accounts`: both, each account once)
+    organization: OrganizationConfig | None = None
     page_size: int | None = Field(None, ge=1)     # small pages (tests); raised to each API's minimum
-    max_workers: int = Field(8, ge=1, le=64)
+    max_workers: int = Field(8, ge=1, le=64)      # reads at once within one account
+    max_accounts: int = Field(4, ge=1, le=64)     # accounts scanned at once
 
     @field_validator("regions", mode="before")
     @classmethod

@@ -115,9 +115,16 @@ SPECS: tuple[Spec, ...] = (
          fetch="eks_clusters"),
     Spec("aws.eks.cluster_versions", "eks", "regional", ("ListClusters", "DescribeClusterVersions"),
          fetch="eks_cluster_versions"),
+    # the accounts of the AWS Organization (with aws.organization): read first, with the default
+    # credentials, by collectors.aws.organization
+    Spec("aws.organizations.accounts", "organizations", "global",
+         ("DescribeOrganization", "ListAccounts", "ListAccountsForParent",
+          "ListOrganizationalUnitsForParent"), fetch="organization"),
 )
 
 PRODUCES: tuple[str, ...] = tuple(s.name for s in SPECS)
+# read before the accounts, by the collector itself, not once per account or region
+FIRST = frozenset({"prelude", "organization"})
 
 # IAM's action names where they differ from "<service>:<Operation>".
 IAM_PREFIX = {"s3control": "s3", "accessanalyzer": "access-analyzer",

@@ -126,3 +126,38 @@ class DenyingProxy:
 
     def __exit__(self, *exc: Any) -> None:
         self.server.stop()
+
+
+# --- an AWS Organization in moto ------------------------------------------------------------
+
+def organization(url: str, members: list[str]) -> dict[str, str]:
+    """Create an organization (the default credentials' account is its management account) with
+    one member account per name; returns {"root": id, "management": id, name: account id...}.
+    Moto keeps each account's resources apart: credentials of a role assumed in a member account
+    reach that account's own (empty) estate."""
+    from collectors.aws.demo import ACCOUNT, client
+    org = client(url, "organizations")
+    org.create_organization(FeatureSet="ALL")
+    ids = {"root": org.list_roots()["Roots"][0]["Id"], "management": ACCOUNT}
+    for name in members:
+        status = org.create_account(AccountName=name, Email=f"{name}@acme.example")
+        ids[name] = status["CreateAccountStatus"]["AccountId"]
+    return ids
+
+
+def member_client(url: str, account_id: str, service: str, region: str = "us-east-1",
+                  role: str = "OrganizationAccountAccessRole") -> Any:
+    """A client in a member account, through a role assumed there (as an administrator would)."""
+    from collectors.aws.demo import client
+    creds = client(url, "sts").assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/{role}",
+                                           RoleSessionName="seed")["Credentials"]
+    return client(url, service, region, aws_access_key_id=creds["AccessKeyId"],
+                  aws_secret_access_key=creds["SecretAccessKey"],
+                  aws_session_token=creds["SessionToken"])
+
+
+def deny_assume_role(account_id: str) -> Callable[[str, str, bytes], bool]:
+    """For :class:`DenyingProxy`: STS refuses to let anyone assume a role in ``account_id``."""
+    needle = f"iam%3A%3A{account_id}%3Arole".encode()
+    return lambda region, service, body: (service == "sts" and b"Action=AssumeRole" in body
+                                          and needle in body)

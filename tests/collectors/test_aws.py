@@ -12,6 +12,7 @@ from collectors.aws import demo as seed_aws
 from collectors.aws.demo import ACCOUNT, client
 from collectors.aws.demo_gaps import GAPS
 from attest.model import EvidenceState
+from collectors.aws.collector import ACCOUNT_EVIDENCE
 from collectors.aws.specs import PRODUCES, SPECS
 from tests.collectors.aws_fixtures import NOW, DenyingProxy, collect, evaluate, record, statuses
 
@@ -278,7 +279,7 @@ def test_accounts_by_assumed_role_and_profile(moto, tmp_path, monkeypatch):
     assert proxy.count(b"ExternalId=acme-attest-7f3a") == 1
     # an account that cannot be opened gets a record for every evidence name, the others go on
     broken = [r for r in records if r.scope == "aws:does-not-exist:global"]
-    assert sorted(r.name for r in broken) == sorted(PRODUCES)
+    assert sorted(r.name for r in broken) == sorted(ACCOUNT_EVIDENCE)
     assert all(r.state is EvidenceState.ERROR and "ProfileNotFound" in r.detail for r in broken)
 
 

@@ -1,0 +1,113 @@
+"""The accounts of an AWS Organization: listed with the default credentials, entered by a role.
+
+:func:`list_organization` reads the organization (``organizations:DescribeOrganization``), every
+account in it (``organizations:ListAccounts``) and, when ``include_ous`` names OUs, the accounts
+under each of them at any depth (``ListAccountsForParent`` and ``ListOrganizationalUnitsForParent``,
+recursively). It is called with the default credentials: the management account, or a delegated
+administrator of AWS Organizations.
+
+The answers, and which accounts are in scope and why the others are not, are one evidence record,
+``aws.organizations.accounts`` at scope ``aws:organization:global``: the auditor sees which
+accounts the scan covered. An account is in scope when it is ACTIVE, not in ``exclude_accounts``
+and, with ``include_ous``, under one of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from attest.model import Evidence, EvidenceState
+from collectors.aws.session import Account, CallFailed, SessionFactory, Target, failure
+from collectors.base import CollectContext
+
+EVIDENCE = "aws.organizations.accounts"
+SCOPE = "aws:organization:global"
+
+
+@dataclass
+class Listing:
+    """What the organization says: its record, and the account ids in scope (sorted)."""
+    record: Evidence
+    account_ids: list[str] = field(default_factory=list)
+    partition: str = "aws"
+
+    def role_arn(self, account_id: str, role_name: str) -> str:
+        return f"arn:{self.partition}:iam::{account_id}:role/{role_name}"
+
+
+def list_organization(config: Any, ctx: CollectContext, endpoint_url: str | None,
+                      factory: SessionFactory, page_size: int | None = None) -> Listing:
+    """The organization's accounts in scope (``config``: the ``aws.organization`` section).
+
+    A listing that fails is a record with state ``denied``/``error`` naming the refused action,
+    and no account is in scope from the organization (its controls are then ``error``)."""
+    account = Account("organization", factory, endpoint_url)
+    t = Target(account, "us-east-1", page_size=page_size)
+    selection = {"role_name": config.role_name, "include_ous": list(config.include_ous),
+                 "exclude_accounts": list(config.exclude_accounts)}
+    try:
+        account.open()
+        t.region = account.home_region
+        organization = (t.call("organizations", "DescribeOrganization") or {}).get("Organization", {})
+        accounts = (t.paginate("organizations", "ListAccounts") or {}).get("Accounts", [])
+        units, under = _walk(t, config.include_ous) if config.include_ous else ([], None)
+    except CallFailed as exc:
+        return Listing(_record(ctx, t, None, exc.state, exc.detail))
+    except (BotoCoreError, ClientError) as exc:
+        failed = failure(exc, "organizations:ListAccounts")
+        return Listing(_record(ctx, t, None, failed.state, failed.detail))
+    except Exception as exc:  # noqa: BLE001 - an unexpected answer stays with this record
+        ctx.log.warning("aws %s: %s: %s", EVIDENCE, type(exc).__name__, exc)
+        return Listing(_record(ctx, t, None, EvidenceState.ERROR, f"{type(exc).__name__}: {exc}"))
+    excluded = set(config.exclude_accounts)
+    in_scope: list[str] = []
+    out_of_scope: dict[str, str] = {}
+    for entry in accounts:
+        account_id = str(entry.get("Id", ""))
+        state = entry.get("State") or entry.get("Status") or "ACTIVE"
+        if state != "ACTIVE":
+            out_of_scope[account_id] = f"not active ({state})"
+        elif account_id in excluded:
+            out_of_scope[account_id] = "in exclude_accounts"
+        elif under is not None and account_id not in under:
+            out_of_scope[account_id] = "not under include_ous"
+        else:
+            in_scope.append(account_id)
+    payload = {"Organization": organization, "Accounts": accounts,
+               "Selection": {**selection, "in_scope": sorted(in_scope),
+                             "out_of_scope": dict(sorted(out_of_scope.items()))}}
+    if config.include_ous:
+        payload["OrganizationalUnits"] = units
+    partition = str(organization.get("Arn", "arn:aws:")).split(":")[1] or "aws"
+    return Listing(_record(ctx, t, payload, EvidenceState.OK, ""), sorted(in_scope), partition)
+
+
+def _walk(t: Target, roots: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
+    """Every OU under ``roots`` (breadth first) with its direct accounts and child OUs; and the
+    ids of every account under them."""
+    units: list[dict[str, Any]] = []
+    under: set[str] = set()
+    queue, seen = list(roots), set()
+    while queue:
+        parent = queue.pop(0)
+        if parent in seen:
+            continue
+        seen.add(parent)
+        accounts = (t.paginate("organizations", "ListAccountsForParent", ParentId=parent)
+                    or {}).get("Accounts", [])
+        children = (t.paginate("organizations", "ListOrganizationalUnitsForParent", ParentId=parent)
+                    or {}).get("OrganizationalUnits", [])
+        ids = sorted(str(a.get("Id")) for a in accounts)
+        child_ids = [str(c.get("Id")) for c in children]
+        units.append({"Id": parent, "AccountIds": ids, "ChildOrganizationalUnitIds": child_ids})
+        under.update(ids)
+        queue.extend(child_ids)
+    return units, under
+
+
+def _record(ctx: CollectContext, t: Target, payload: Any, state: EvidenceState,
+            detail: str) -> Evidence:
+    request = {"operations": sorted(t.requested), "region": t.region}
+    return ctx.evidence(EVIDENCE, SCOPE, payload, state=state, detail=detail, request=request)
