@@ -1,6 +1,7 @@
 """Run a WSGI app (a vendor API fake) on 127.0.0.1, on a free port, in a background thread."""
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,11 +35,14 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class LocalServer:
-    """``with LocalServer(app) as url: ...`` or ``start()``/``stop()``; records requests in ``log``."""
+    """``with LocalServer(app) as url: ...`` or ``start()``/``stop()``; records requests in ``log``.
+    With ``ssl_context`` (see :mod:`attest.demo.tls`) it serves https."""
 
-    def __init__(self, app: Callable, log: RequestLog | None = None) -> None:
+    def __init__(self, app: Callable, log: RequestLog | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.log = log or RequestLog()
+        self.ssl_context = ssl_context
         self._server = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -58,10 +62,11 @@ class LocalServer:
 
     def start(self) -> str:
         self._server = make_server("127.0.0.1", 0, self._logged, threaded=True,
-                                   request_handler=_QuietHandler)
+                                   request_handler=_QuietHandler, ssl_context=self.ssl_context)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_port}"
         return self.url
 
     def stop(self) -> None:
