@@ -25,7 +25,7 @@ def test_unreachable_sources_are_one_line_each_and_unreachable_in_the_report(
         capsys: pytest.CaptureFixture[str]) -> None:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1", "GH": "ghp_x", "OK": "00x",
-                        "DDA": "a", "DDB": "b"}.items():
+                        "DDA": "a", "DDB": "b", "PD": "pd"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -34,11 +34,12 @@ aws: {{endpoint_url: "{dead_url}", regions: [us-east-1, eu-west-1, ap-south-1]}}
 github: {{org: acme, base_url: "{dead_url}", token: "${{GH}}", max_retries: 1}}
 okta: {{org_url: "{dead_url}", token: "${{OK}}"}}
 datadog: {{host: "{dead_url}", api_key: "${{DDA}}", app_key: "${{DDB}}"}}
+pagerduty: {{base_url: "{dead_url.replace('http://', 'https://')}", token: "${{PD}}"}}
 """)
     assert main(["scan", "--config", str(tmp_path / "c.yaml"), "--format", "json"]) == 3
     captured = capsys.readouterr()
     results = json.loads(captured.out)
-    for source in ("aws", "github", "okta", "datadog"):
+    for source in ("aws", "github", "okta", "datadog", "pagerduty"):
         info = results["scan"]["sources"][source]
         assert info["status"] == "unreachable", (source, info)
         lines = [line for line in captured.err.splitlines() if f" {source}" in line

@@ -109,7 +109,8 @@ class PagerDutyCollector:
         if not policies.state.known:
             return ctx.evidence(SCHEDULES, self.scope, None, state=policies.state, request=request,
                                 detail=f"the schedules to read are those {ESCALATION_POLICIES} "
-                                       f"targets, and it is {policies.state.value}")
+                                       f"targets, and it is {policies.state.value}: "
+                                       f"{policies.detail}")
         ids = sorted({t["id"] for p in (policies.payload or {}).get("escalation_policies") or []
                       for r in p.get("escalation_rules") or [] for t in r.get("targets") or []
                       if str(t.get("type", "")).startswith("schedule")})

@@ -53,8 +53,10 @@ class Config(BaseModel):
 
 
 def scope_of(config: Config) -> str:
-    """``pagerduty:<account API host[:port]>``, e.g. ``pagerduty:api.pagerduty.com``."""
-    return f"pagerduty:{urlsplit(config.base_url).netloc}"
+    """``pagerduty:<the account's API host>``, e.g. ``pagerduty:api.pagerduty.com`` or
+    ``pagerduty:api.eu.pagerduty.com`` (no port: the demo's fake keeps its scope, and so its
+    incident window, from one run to the next whatever port it gets)."""
+    return f"pagerduty:{urlsplit(config.base_url).hostname}"
 
 
 SOURCE = Source(
