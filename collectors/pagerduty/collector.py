@@ -230,11 +230,12 @@ class PagerDutyCollector:
         refused (the credentials may not read this kind of resource at all)."""
         if not failures:
             return ctx.evidence(name, self.scope, payload, request=request)
-        first = next(iter(failures.values()))
-        whole = (first.unauthorized or first.state is EvidenceState.UNREACHABLE
-                 or (not read and all(f.state is EvidenceState.DENIED for f in failures.values())))
-        if whole:
-            shown = f"{kind} {next(iter(failures))}: {first.detail}"
+        fatal = [(rid, f) for rid, f in failures.items()
+                 if f.unauthorized or f.state is EvidenceState.UNREACHABLE]
+        refused = not read and all(f.state is EvidenceState.DENIED for f in failures.values())
+        if fatal or refused:
+            rid, first = fatal[0] if fatal else next(iter(failures.items()))
+            shown = f"{kind} {rid}: {first.detail}"
             return ctx.evidence(name, self.scope, payload, state=first.state, request=request,
                                 detail=shown if len(failures) == 1 else
                                 f"{len(failures)} of {len(ids)} {kind} reads failed; {shown}")

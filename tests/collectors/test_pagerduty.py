@@ -303,6 +303,9 @@ def test_a_403_on_users_costs_only_the_users_control(world: PagerDutyWorld, serv
     ev = collect(world, server, tls, clock)
     assert ev[USERS].state is EvidenceState.DENIED
     assert "403" in ev[USERS].detail and "read-only" in ev[USERS].detail
+    # PagerDuty's own message, read from its {"error": {...}} body
+    assert ("403 Access Denied; The API key does not have access to this resource. (code 2010)"
+            in ev[USERS].detail)
     got = statuses(ev)
     assert got.pop("pagerduty.oncall_notifiable") == "error"
     assert got == {cid: s for cid, s in EXPECTED.items() if cid != "pagerduty.oncall_notifiable"}
