@@ -14,6 +14,7 @@ import json
 import logging
 import ssl
 from typing import Any, Callable
+from urllib.parse import quote
 
 from attest.model import EvidenceState
 from collectors.http import TIMEOUTS, Http, HttpError, Paged, RateHeaders, Request, Response, Unreachable
@@ -130,6 +131,11 @@ class PagerDutyReader:
             return page(offset)
 
         return self.http.pages(page(0), next_of, items, max_pages=ITERATION_LIMIT // PAGE)
+
+
+def segment(value: Any) -> str:
+    """An id from an API answer as one URL path segment (``/`` or ``..`` cannot move the path)."""
+    return quote(str(value), safe="").replace(".", "%2E")
 
 
 def _operation(path: str) -> str:

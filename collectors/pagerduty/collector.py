@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from attest.model import Evidence, EvidenceState, isoformat
 from collectors.base import CollectContext
 from collectors.http import Http, HttpError, Response, RetryPolicy
-from collectors.pagerduty.api import (ITERATION_LIMIT, PAGE, RATES, PagerDutyReader, build_client)
+from collectors.pagerduty.api import (ITERATION_LIMIT, PAGE, RATES, PagerDutyReader, build_client,
+                                      segment)
 from collectors.pagerduty.source import (ESCALATION_POLICIES, INCIDENTS, SCHEDULES, SERVICES,
                                          SOURCE, USERS, Config, scope_of)
 
@@ -119,7 +120,8 @@ class PagerDutyCollector:
         failures: dict[str, HttpError] = {}
         for sid in ids:
             try:
-                found[sid] = reader.get(f"/schedules/{sid}", params, NEEDS[SCHEDULES], "schedule")
+                found[sid] = reader.get(f"/schedules/{segment(sid)}", params, NEEDS[SCHEDULES],
+                                        "schedule")
             except HttpError as exc:
                 failures[sid] = exc
                 if exc.unauthorized or exc.state is EvidenceState.UNREACHABLE:
@@ -177,7 +179,7 @@ class PagerDutyCollector:
         failures: dict[str, HttpError] = {}
         for iid in ids:
             try:
-                paged = reader.list(f"/incidents/{iid}/log_entries", {"time_zone": "UTC"},
+                paged = reader.list(f"/incidents/{segment(iid)}/log_entries", {"time_zone": "UTC"},
                                     NEEDS[INCIDENTS], "log_entries")
             except HttpError as exc:
                 failures[iid] = exc
