@@ -129,6 +129,12 @@ class _Again(Exception):
 
 def message_of(body: Any) -> str:
     """The vendor's own error message, whatever its shape (GitHub, Okta, Datadog, Slack...)."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):   # PagerDuty's shape
+        inner = body["error"]
+        errors = [str(e) for e in inner.get("errors") or [] if e]
+        text = "; ".join([str(inner.get("message") or "")] + errors).strip("; ")
+        code = f" (code {inner['code']})" if inner.get("code") is not None else ""
+        return (text + code).strip()[:300]
     if isinstance(body, dict):
         code = body.get("errorCode") or ""
         for key in ("errorSummary", "message", "error_description", "error"):

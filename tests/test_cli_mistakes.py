@@ -201,7 +201,7 @@ CASES = [
     ("an unknown command", ["frobnicate"], {},
      "attest: argument COMMAND: invalid choice: 'frobnicate' ..."),
     ("an unknown source", ["controls", "--source", "azure"], {},
-     "--source azure: unknown source (known: aws, datadog, github, kubernetes, manual, okta)"),
+     "--source azure: unknown source (known: aws, datadog, github, kubernetes, manual, okta, pagerduty)"),
     ("a bad choice", ["scan", "--format", "yaml"], {},
      "attest scan: argument --format: invalid choice: 'yaml' (choose from 'table', 'json', 'csv', "
      "'junit') (see `attest scan --help`)"),

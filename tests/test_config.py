@@ -25,7 +25,8 @@ def test_defaults_without_a_file() -> None:
 
 
 def test_shipped_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GITHUB_TOKEN", "OKTA_API_TOKEN", "DD_API_KEY", "DD_APP_KEY", "K8S_TOKEN"):
+    for var in ("GITHUB_TOKEN", "OKTA_API_TOKEN", "DD_API_KEY", "DD_APP_KEY", "K8S_TOKEN",
+                "PAGERDUTY_TOKEN"):
         monkeypatch.setenv(var, "x")
     cfg = load_config(ROOT / "config.yaml")
     assert cfg.model.controls["aws.rds.backups"]["min_days"] == 7
@@ -96,7 +97,8 @@ def test_a_config_file_without_aws_skips_aws(tmp_path: Path) -> None:
     run, skipped = plan_sources(load_config(write(tmp_path, "aws: {}\n")))
     assert "aws" in run
     run, skipped = plan_sources(load_config(None))  # no file at all: the default chain
-    assert "aws" in run and set(skipped) == {"github", "okta", "datadog", "kubernetes"}
+    assert "aws" in run and set(skipped) == {"github", "okta", "datadog", "kubernetes",
+                                                  "pagerduty"}
 
 
 @pytest.mark.parametrize("value", ["us-east-1", "5", "[us-east-1, 7]", "[]"])

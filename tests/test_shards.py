@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,8 @@ def _bundle_evidence(bundle: Path) -> dict[str, Any]:
 
 
 def _without_collection_times(value: Any, start: datetime, end: datetime) -> Any:
-    """``value`` with every string that is an ISO-8601 time in [start, end] replaced by a mark."""
+    """``value`` with every string that is an ISO-8601 time in [start, end] (or whole days after
+    it) replaced by a mark."""
     if isinstance(value, dict):
         return {k: _without_collection_times(v, start, end) for k, v in value.items()}
     if isinstance(value, list):
@@ -72,8 +73,12 @@ def _without_collection_times(value: Any, start: datetime, end: datetime) -> Any
             when = parse_time(value)
         except ValueError:
             return value
-        if when is not None and start <= when <= end:
-            return "<collection time>"
+        if when is None:
+            return value
+        for days in range(0, 400):   # the collection time, or a window's end a whole number of
+            shift = timedelta(days=days)                  # days after it (PagerDuty's `until`)
+            if start + shift <= when <= end + shift:
+                return f"<collection time + {days} days>" if days else "<collection time>"
     return value
 
 

@@ -25,7 +25,8 @@ def test_unreachable_sources_are_one_line_each_and_unreachable_in_the_report(
         capsys: pytest.CaptureFixture[str]) -> None:
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1", "GH": "ghp_x", "OK": "00x",
-                        "DDA": "a", "DDB": "b", "K8": "k8s-token"}.items():
+                        "DDA": "a", "DDB": "b", "K8": "k8s-token",
+                        "PD": "pd"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -35,11 +36,12 @@ github: {{org: acme, base_url: "{dead_url}", token: "${{GH}}", max_retries: 1}}
 okta: {{org_url: "{dead_url}", token: "${{OK}}"}}
 datadog: {{host: "{dead_url}", api_key: "${{DDA}}", app_key: "${{DDB}}"}}
 kubernetes: {{clusters: [{{server: "{dead_url}", token: "${{K8}}"}}]}}
+pagerduty: {{base_url: "{dead_url.replace('http://', 'https://')}", token: "${{PD}}"}}
 """)
     assert main(["scan", "--config", str(tmp_path / "c.yaml"), "--format", "json"]) == 3
     captured = capsys.readouterr()
     results = json.loads(captured.out)
-    for source in ("aws", "github", "okta", "datadog", "kubernetes"):
+    for source in ("aws", "github", "okta", "datadog", "kubernetes", "pagerduty"):
         info = results["scan"]["sources"][source]
         assert info["status"] == "unreachable", (source, info)
         lines = [line for line in captured.err.splitlines() if f" {source}" in line

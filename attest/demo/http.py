@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,10 +46,11 @@ def _latency_from_env() -> float:
 
 
 class LocalServer:
-    """``with LocalServer(app) as url: ...`` or ``start()``/``stop()``; records requests in ``log``."""
+    """``with LocalServer(app) as url: ...`` or ``start()``/``stop()``; records requests in ``log``.
+    With ``ssl_context`` (see :mod:`attest.demo.tls`) it serves https."""
 
     def __init__(self, app: Callable, log: RequestLog | None = None,
-                 latency: float | None = None, ssl_context: Any = None) -> None:
+                 latency: float | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.log = log or RequestLog()
         self.latency = _latency_from_env() if latency is None else latency

@@ -54,8 +54,9 @@ def _epoch(value: str | None) -> int | None:
 
 def monitor(monitor_id: int, name: str, *, query: str, message: str, tags: list[str] | None = None,
             type: str = "query alert", silenced: dict[str, int | None] | None = None,
-            created: str = "2024-01-15T09:30:00+00:00") -> dict[str, Any]:
-    """A v1 Monitor object as ``GET /api/v1/monitor`` returns it."""
+            created: str = "2024-01-15T09:30:00+00:00", priority: int | None = None
+            ) -> dict[str, Any]:
+    """A v1 Monitor object as ``GET /api/v1/monitor`` returns it (``priority``: 1-5 or null)."""
     return {
         "id": monitor_id, "org_id": 321813, "type": type, "name": name, "message": message,
         "tags": list(tags or []), "query": query,
@@ -64,7 +65,7 @@ def monitor(monitor_id: int, name: str, *, query: str, message: str, tags: list[
                     "require_full_window": True, "notify_no_data": False,
                     "silenced": dict(silenced or {})},
         "multi": " by " in query, "created_at": _epoch(created) * 1000, "created": created,
-        "modified": created, "deleted": None, "restricted_roles": None, "priority": None,
+        "modified": created, "deleted": None, "restricted_roles": None, "priority": priority,
         "overall_state_modified": created, "overall_state": "OK",
         "creator": {"name": "Ada Ops", "handle": "ada@acmerockets.example",
                     "email": "ada@acmerockets.example", "id": 1445416},
@@ -231,7 +232,7 @@ def acme_world(now: datetime) -> DatadogWorld:
         monitor(40110001, "[prod] High CPU on {{host.name}}",
                 query="avg(last_5m):avg:system.cpu.user{env:prod} by {host} > 90",
                 message="CPU above 90% on {{host.name}}. @pagerduty-platform-oncall",
-                tags=["team:platform", "env:prod"]),
+                tags=["team:platform", "env:prod"], priority=2),
         monitor(40110002, "Checkout API error rate",
                 query="sum(last_10m):sum:trace.http.request.errors{service:checkout}.as_count() / "
                       "sum:trace.http.request.hits{service:checkout}.as_count() > 0.05",
@@ -254,6 +255,15 @@ def acme_world(now: datetime) -> DatadogWorld:
                 query="avg(last_5m):avg:trace.grpc.server.duration.by.service.95p{service:télémétrie} > 2",
                 message="Telemetry latency is high. @teams-Flight-Ops",
                 tags=["team:flight"]),
+        monitor(40110007, "Launch abort signal raised",
+                query="max(last_1m):max:launch.abort.signal{env:prod} >= 1",
+                message="{{#is_alert}}Abort signal on {{pad.name}} @pagerduty-launch-control"
+                        "{{/is_alert}} @slack-flight-ops",
+                tags=["team:flight", "env:prod"], priority=1),
+        monitor(40110008, "Payment gateway down",
+                query="avg(last_5m):avg:payments.gateway.up{env:prod} < 1",
+                message="The payment gateway is down. @slack-payments-alerts",   # pages nobody
+                tags=["team:payments", "severity:critical"]),
     ]
     downtimes = [
         downtime("b4613732-f84d-11ed-a766-da7ad0900002", now, start=now - hour, end=now + 2 * hour,
@@ -275,6 +285,7 @@ EXPECTED = {
     "datadog.monitors_notify": "fail",       # 40110003 names no @-handle
     "datadog.monitors_not_muted": "fail",    # 40110004 silenced with no end
     "datadog.log_retention": "fail",         # index "debug" keeps logs 15 days
+    "datadog.critical_monitors_page": "fail",  # 40110008 (severity:critical) only posts to Slack
 }
 
 

@@ -1,4 +1,4 @@
-"""Datadog rules: monitor coverage, notification, muting, log retention.
+"""Datadog rules: monitor coverage, notification, muting, log retention, critical monitors paging.
 
 Payloads are ``{"pages": [...]}`` of raw Datadog JSON (see collectors/datadog.py): monitor pages
 are arrays of v1 Monitor objects, downtime pages are v2 ``{"data": [...]}`` bodies, and the log
@@ -175,3 +175,24 @@ def log_retention(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]
                     yield failed(name, f"keeps logs {max(days)} days, fewer than {min_days}")
                 else:
                     yield passed(name, f"keeps logs {max(days)} days")
+
+
+_PAGERDUTY = re.compile(r"@pagerduty-[^\s{}@,;]+", re.IGNORECASE)
+
+
+@rule("datadog.critical_monitors_page")
+def critical_monitors_page(ev: EvidenceView, params: dict[str, Any]) -> Iterator[Finding]:
+    critical_tags = {str(t).lower() for t in params["tags"]}
+    for record in ev.get(MONITORS):
+        for m in _monitors(record):
+            priority = m.get("priority")
+            tagged = sorted(critical_tags & _tags(m))
+            if priority not in (1, 2) and not tagged:
+                continue
+            why = f"P{priority}" if priority in (1, 2) else f"tagged {', '.join(tagged)}"
+            handles = sorted(set(_PAGERDUTY.findall(str(m.get("message") or ""))))
+            if handles:
+                yield passed(str(m["id"]), f"{why}; pages {', '.join(handles[:3])}")
+            else:
+                yield failed(str(m["id"]), f"{why}, but its message mentions no @pagerduty-… "
+                                           "handle, so its alerts page nobody")

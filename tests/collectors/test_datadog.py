@@ -23,7 +23,8 @@ from controls import catalog_by_id
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 MAX_RATE_LIMIT_WAIT = RetryPolicy().max_wait
 DD_CONTROLS = ("datadog.monitor_coverage", "datadog.monitors_notify",
-               "datadog.monitors_not_muted", "datadog.log_retention")
+               "datadog.monitors_not_muted", "datadog.log_retention",
+               "datadog.critical_monitors_page")
 
 
 class FakeClock:

@@ -251,3 +251,39 @@ def test_log_retention_error() -> None:
                [rec("log_indexes", [], EvidenceState.DENIED)]).status is Status.ERROR
     result = run("datadog.log_retention", [indexes({"name": "x", "num_retention_days": None})])
     assert statuses(result) == {"x": Status.ERROR}
+
+
+# -- datadog.critical_monitors_page --------------------------------------------------------------
+
+def critical(mid: int, message: str, *, priority: int | None = None,
+             tags: list[str] | None = None) -> dict[str, Any]:
+    return {**mon(mid, message=message, tags=tags), "priority": priority}
+
+
+def test_critical_monitors_page_pass_and_fail() -> None:
+    result = run("datadog.critical_monitors_page", [monitors(
+        critical(1, "{{#is_alert}}down @pagerduty-Launch-Control{{/is_alert}}", priority=1),
+        critical(2, "@slack-payments @PagerDuty-payments", priority=2),
+        critical(3, "down @slack-payments-alerts", tags=["Severity:Critical"]),
+        critical(4, "down, no handle", priority=2),
+        critical(5, "email only @oncall@acme.example", priority=1),
+        critical(6, "P3 is not critical", priority=3),
+        critical(7, "untagged, no priority"))])
+    assert statuses(result) == {"1": Status.PASS, "2": Status.PASS, "3": Status.FAIL,
+                                "4": Status.FAIL, "5": Status.FAIL}
+    assert result.status is Status.FAIL
+    details = {f.resource: f.detail for f in result.findings}
+    assert details["1"] == "P1; pages @pagerduty-Launch-Control"
+    assert "tagged severity:critical" in details["3"] and "@pagerduty-" in details["3"]
+
+
+def test_critical_monitors_page_tags_parameter_and_not_applicable() -> None:
+    mons_ = monitors(critical(1, "@slack-x", tags=["tier:0"]), critical(2, "@slack-y", priority=4))
+    assert run("datadog.critical_monitors_page", [mons_]).status is Status.NOT_APPLICABLE
+    tiered = run("datadog.critical_monitors_page", [mons_], tags=["tier:0"])
+    assert statuses(tiered) == {"1": Status.FAIL}
+
+
+def test_critical_monitors_page_errors_when_monitors_are_unreadable() -> None:
+    result = run("datadog.critical_monitors_page", [rec("monitors", [], EvidenceState.DENIED)])
+    assert result.status is Status.ERROR

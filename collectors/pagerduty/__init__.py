@@ -1,0 +1,1 @@
+"""PagerDuty: services, escalation, on-call schedules, notification rules, incidents (REST API v2)."""
