@@ -10,20 +10,21 @@ whose read recorded it, with no gap where a read failed and the next good read c
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from attest.cli import main
 from attest.manifest import read_manifest
-from attest.model import isoformat, parse_time
+from attest.model import isoformat
 from reports.export import export_period
 from tests.history import (github_search_denied, iam_change, make_history, merge_pull, okta_event,
                            okta_logs_denied)
@@ -271,7 +272,7 @@ def test_sample_is_reproducible_from_its_seed(history, export, capsys, tmp_path)
     assert [i["item"] for i in other["items"]] != [i["item"] for i in drawn["items"]]
     # the items are rows of the export's population, with their evidence
     population = _csv(export, "access").to_dict("records")
-    assert drawn["population_sha256"] == __import__("hashlib").sha256(
+    assert drawn["population_sha256"] == hashlib.sha256(
         _read(export, "populations/access.csv")).hexdigest()
     for item in drawn["items"]:
         row = population[item["item"] - 1]
@@ -287,7 +288,7 @@ def test_sample_is_reproducible_from_its_seed(history, export, capsys, tmp_path)
                "audit-2026", "--format", "json", "--from", str(START), "--to", str(END),
                "--dir", str(history["out"])]
     proc = subprocess.run(env_cmd, capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "PYTHONHASHSEED": "12345"})
+                          env={**os.environ, "PYTHONHASHSEED": "12345"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == first
 
