@@ -150,14 +150,18 @@ class Coverage:
     def daily_csv(self) -> bytes:
         return self.daily.to_csv().encode("utf-8")
 
-    def to_xlsx(self, when: datetime | None = None) -> bytes:
+    def to_xlsx(self, when: datetime | None = None,
+                extra: dict[str, pd.DataFrame] | None = None) -> bytes:
         """The workbook; with ``when``, byte for byte reproducible (its document properties and
-        the times inside the xlsx zip are ``when``), so the same bundles give the same export."""
+        the times inside the xlsx zip are ``when``), so the same bundles give the same export.
+        ``extra``: more sheets (name -> table, e.g. the populations), after the three."""
         buf = io.BytesIO()
         with pd.ExcelWriter(buf, engine="openpyxl") as xl:
             self.summary.to_excel(xl, sheet_name="summary", index=False)
             self.findings.to_excel(xl, sheet_name="findings", index=False)
             self.daily.to_excel(xl, sheet_name="daily")
+            for name, frame in (extra or {}).items():
+                frame.to_excel(xl, sheet_name=name[:31], index=False)
             if when is not None:
                 xl.book.properties.created = when.astimezone(timezone.utc).replace(tzinfo=None)
         if when is None:

@@ -4,8 +4,9 @@ Steps: pick the bundles whose scan day (UTC date of ``started_at``) is in the pe
 bundle's files against its manifest and the hash chain between them, including the first bundle's
 link to the newest bundle before the period when that bundle is in the folder; check every
 manual evidence document the bundles recorded against its recorded sha256 (reports.export_manual);
-load results; build the coverage tables (reports.coverage), the coverage page, the OSCAL
-assessment results (reports.oscal), index.html and README.txt; write the zip under a temporary
+load results; build the coverage tables (reports.coverage), the populations to sample from
+(reports.populations), the coverage page, the OSCAL assessment results (reports.oscal),
+index.html and README.txt; write the zip under a temporary
 name, re-hashing each bundle file and document as it is copied, and rename it. Any mismatch raises
 IntegrityError naming the bundle and the file (or document), and no zip is left behind.
 """
@@ -34,6 +35,8 @@ from reports.display import day_ranges
 from reports.export_manual import Document, read_document, recorded_documents
 from reports.integrity import claims
 from reports.oscal import BundleFiles, build_assessment_results
+from reports.populations import Table, build_all, sheets
+from reports.populations.sample import ALGORITHM as SAMPLE_ALGORITHM
 
 OSCAL_FILE = "assessment-results.oscal.json"
 FILES = {
@@ -43,7 +46,11 @@ FILES = {
     "coverage.csv": "per-control coverage table (one row per control)",
     "coverage_daily.csv": "control x day statuses, as in coverage.html",
     "coverage.xlsx": "workbook: summary (= coverage.csv), findings (every non-pass finding per "
-                     "scan), daily (= coverage_daily.csv)",
+                     "scan), daily (= coverage_daily.csv), and one sheet per population "
+                     "(= populations/<name>.csv)",
+    "populations/": "the populations to sample from, one CSV each: changes, incidents, access, "
+                    "aws_access; every row names its bundle, evidence file and that file's sha256 "
+                    "(see Populations below, and `attest sample`)",
     OSCAL_FILE: "NIST OSCAL assessment-results: one observation per control per scan, evidence "
                 "files pinned by sha256, findings for failing controls, exceptions as risks",
     "bundles/": "the scan bundles of the period, byte for byte, each with its manifest.json "
@@ -163,7 +170,7 @@ def render_coverage(coverage: Coverage, period: Period) -> str:
 
 
 def _context(period: Period, coverage: Coverage, generated_at: datetime,
-             documents: list[Document]) -> dict[str, Any]:
+             documents: list[Document], tables: list[Table] | None = None) -> dict[str, Any]:
     by_day = {}
     for s in period.scans:
         by_day.setdefault(s.day.isoformat(), []).append(s.bundle)
@@ -199,6 +206,8 @@ def _context(period: Period, coverage: Coverage, generated_at: datetime,
                  "manifest_sha256": period.manifest_sha[period.bundles[-1].name],
                  "signed": period.bundles[-1].name in period.signed},
         "key_file": KEY_FILE[0] if period.key_id else None,
+        "populations": [t.summary() for t in tables or []],
+        "sample_algorithm": SAMPLE_ALGORITHM,
     }
 
 
@@ -253,6 +262,15 @@ def render_readme(ctx: dict[str, Any]) -> str:
     lines += [f"  {e['control']} {e['resource']}: {e.get('reason')} -- approved by "
               f"{e.get('approved_by')}, expires {e.get('expires')}, {e.get('status')} at the last "
               f"scan, in force on {e['days_in_force']} day(s)" for e in ctx["exceptions"]] or ["  none"]
+    lines += ["", "Populations to sample from (populations/<name>.csv; each row names its bundle, "
+              "evidence file and that file's sha256):"]
+    for pop in ctx["populations"]:
+        lines.append(f"  {pop['file']}: {pop['title']}, {pop['rows']} row(s), from "
+                     f"{pop['evidence']}")
+        lines += [f"      coverage: {c}" for c in pop["coverage"]]
+        lines += [f"      note: {n}" for n in pop["notes"]]
+    lines += ["  Draw a reproducible sample: attest sample NAME --from DATE --to DATE --size N "
+              "--seed S --dir bundles/", f"  ({ctx['sample_algorithm']})"]
     lines += ["", "Manual evidence (documents) at the last scan:"]
     lines += [f"  {m['id']}: {m['status']}" + "".join(f"\n      {f}" for f in m["findings"])
               for m in ctx["manual"]] or ["  none"]
@@ -324,7 +342,8 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
                                              for b in period.bundles],
                                    last.started_at.date(), last.results.scan.params)
     coverage = build_coverage(period.scans, start, end)
-    ctx = _context(period, coverage, generated_at, documents)
+    tables = period_populations(period)
+    ctx = _context(period, coverage, generated_at, documents, tables)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     out = _ZipOut(dest, f"attest-export-{start.isoformat()}-{end.isoformat()}")
@@ -341,7 +360,9 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
         out.add(OSCAL_FILE, canonical_json(oscal), generated_at)
         out.add("coverage.csv", coverage.to_csv(), generated_at)
         out.add("coverage_daily.csv", coverage.daily_csv(), generated_at)
-        out.add("coverage.xlsx", coverage.to_xlsx(generated_at), generated_at)
+        out.add("coverage.xlsx", coverage.to_xlsx(generated_at, sheets(tables)), generated_at)
+        for table in tables:
+            out.add(f"populations/{table.name}.csv", table.to_csv(), generated_at)
         out.add("coverage.html", render_coverage(coverage, period).encode("utf-8"), generated_at)
         out.add("index.html", _env().get_template("export_index.html.j2").render(**ctx)
                 .encode("utf-8"), generated_at)
@@ -353,6 +374,13 @@ def export_period(out_dir: str | Path, start: date, end: date, dest: str | Path,
     except BaseException:
         out.abandon()
         raise
+
+
+def period_populations(period: Period,
+                       names: list[str] | None = None) -> list[Table]:
+    """The populations (or ``names``) of a verified period (reports.populations)."""
+    return build_all(period.bundles, period.start, period.end,
+                     results={s.bundle: s.results for s in period.scans}, names=names)
 
 
 def period_names(start: date, end: date) -> Any:

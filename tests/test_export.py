@@ -124,7 +124,9 @@ def test_csv_and_xlsx_hold_the_same_table(history, export):
     csv = pd.read_csv(io.BytesIO(_read(export, "coverage.csv")))
     xlsx = pd.read_excel(io.BytesIO(_read(export, "coverage.xlsx")), sheet_name=None,
                          engine="openpyxl")
-    assert set(xlsx) == {"summary", "findings", "daily"}
+    assert list(xlsx) == ["summary", "findings", "daily", "changes", "incidents", "access",
+                          "aws_access"]                 # one sheet per population (AWS + Datadog:
+    assert xlsx["changes"].empty and xlsx["access"].empty   # no GitHub or Okta in this history)
     pd.testing.assert_frame_equal(csv, xlsx["summary"])
     non_pass = sum(1 for s in history["scans"]
                    for c in json.loads((s["bundle"] / "results.json").read_text())["controls"]

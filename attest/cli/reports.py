@@ -1,5 +1,5 @@
-"""``attest report``, ``history``, ``diff`` and ``export``: commands that read bundles and write
-documents. The documents themselves are built in ``reports/``."""
+"""``attest report``, ``history``, ``diff``, ``export`` and ``sample``: commands that read bundles
+and write documents. The documents themselves are built in ``reports/``."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +56,27 @@ def register(sub: Any) -> None:
                    help="PEM public key: every bundle must be signed by it, and the key goes "
                         "into the export (default: the config's signing key)")
     e.set_defaults(func=cmd_export)
+
+    s = add_command(sub, "sample", help="a reproducible random sample of a population",
+                    description="draw a reproducible random sample of a population of the period "
+                                "(changes, incidents, access, aws_access), with the bundle, "
+                                "evidence file and sha256 behind each item")
+    s.add_argument("population", metavar="POPULATION",
+                   help="changes, incidents, access or aws_access")
+    s.add_argument("--from", dest="start", required=True, metavar="DATE",
+                   help="first day of the period, YYYY-MM-DD (UTC)")
+    s.add_argument("--to", dest="end", required=True, metavar="DATE",
+                   help="last day of the period, YYYY-MM-DD (UTC)")
+    s.add_argument("--size", required=True, type=int, metavar="N",
+                   help="how many items; more than the population takes every item, and says so")
+    s.add_argument("--seed", required=True, metavar="SEED",
+                   help="any text; the same seed draws the same items (recorded in the output)")
+    s.add_argument("--out", metavar="FILE",
+                   help="write the sample to FILE (default: print it)")
+    add_dir(s)
+    s.add_argument("--format", choices=["table", "csv", "json"],
+                   help="table, csv or json (default: from --out's extension, else table)")
+    s.set_defaults(func=cmd_sample)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -273,3 +294,42 @@ def export_key(args: argparse.Namespace) -> Any:
     aws = config.section("aws")
     return load_signer(config.model.signing, base_dir=config.path.parent if config.path else None,
                        endpoint_url=getattr(aws, "endpoint_url", None)).key
+
+
+# --- sample ------------------------------------------------------------------------------------
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from attest.s3store import local_view
+    from reports.export import period_names, period_populations, verify_period
+    from reports.populations import population
+    from reports.populations.sample import render, sample
+    population(args.population)                    # an unknown name: one line, before any work
+    start, end = parse_day(args.start, "--from"), parse_day(args.end, "--to")
+    if start > end:
+        raise UsageError(f"--from {start} is after --to {end}")
+    if args.size < 1:
+        raise UsageError(f"--size {args.size}: must be at least 1")
+    dest = output_file(args.out) if args.out else None
+    fmt = args.format or {".json": "json", ".csv": "csv"}.get(dest.suffix.lower() if dest else "",
+                                                             "table")
+    try:
+        with local_view(bundle_location(args), config_path(args),
+                        names=period_names(start, end)) as out_dir:
+            period = verify_period(Path(out_dir), start, end)
+            table = period_populations(period, [args.population])[0]
+    except IntegrityError as exc:
+        for problem in exc.problems:
+            print(f"FAIL {problem}", file=sys.stderr)
+        raise
+    drawn = sample(table, args.size, args.seed)
+    if drawn.whole_population:
+        print(f"attest: note: the {table.name} population has {len(table.rows)} item(s), no more "
+              f"than --size {args.size}: every item is taken", file=sys.stderr)
+    text = render(drawn, fmt)
+    if dest is None:
+        sys.stdout.write(text)
+        return 0
+    write_file(dest, text)
+    print(f"sample: {dest} ({len(drawn.picks)} of {len(table.rows)} {table.name} items, "
+          f"{start} to {end}, seed {args.seed!r})")
+    return 0

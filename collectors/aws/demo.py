@@ -251,13 +251,32 @@ def _iam(url: str, now: datetime) -> None:
     iam.create_access_key(UserName="alice")
     iam.create_access_key(UserName="ci-deploy")
     _backdate_access_keys("ci-deploy", now - timedelta(days=STALE_KEY_DAYS))
+    # created long before the scan, as in a real account (moto stamps the wall clock)
+    for user in ("alice", "bob", "ci-deploy"):
+        backdate_user(user, now - timedelta(days=STALE_KEY_DAYS + 30))
+    _backdate_access_keys("alice", now - timedelta(days=30))
 
 
-def _backdate_access_keys(user: str, when: datetime) -> None:
-    """Moto has no API for a key's creation time: set it in the in-process IAM backend."""
+def _backdate_access_keys(user: str, when: datetime, key_id: str | None = None) -> None:
+    """Moto has no API for a key's creation time: set it in the in-process IAM backend (every
+    key of ``user``, or the one ``key_id``)."""
     from moto.iam.models import iam_backends
     for key in iam_backends[ACCOUNT]["global"].users[user].access_keys:
-        key.create_date = when.astimezone(timezone.utc).replace(tzinfo=None)
+        if key_id is None or key.access_key_id == key_id:
+            key.create_date = when.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def backdate_user(user: str, when: datetime) -> None:
+    """Set an IAM user's creation time (the credential report's user_creation_time), which moto
+    stamps with the wall clock, in the in-process IAM backend."""
+    from moto.iam.models import iam_backends
+    iam_backends[ACCOUNT]["global"].users[user].create_date = \
+        when.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def backdate_access_key(user: str, key_id: str, when: datetime) -> None:
+    """Set one access key's creation time (the credential report's access_key_N_last_rotated)."""
+    _backdate_access_keys(user, when, key_id)
 
 
 def _rds(url: str, home: str, eu: str) -> None:

@@ -1,4 +1,5 @@
-"""Okta: users, their factors, sign-on / authentication / password policies and rules.
+"""Okta: users, their factors, sign-on / authentication / password policies and rules, and the
+System Log's access events (:mod:`collectors.okta.system_log`).
 
 Every evidence record keeps the raw JSON Okta sent (see :mod:`collectors.okta.api`). The
 collector judges nothing; it records which engine the org runs (``/.well-known/okta-organization``
@@ -17,6 +18,7 @@ from collectors.base import CollectContext
 from collectors.http import AsyncHttp, HttpError, Paged, RetryPolicy
 from collectors.okta.api import RATES, OktaReader, build_client
 from collectors.okta.source import POLICY_EVIDENCE, SOURCE, Config
+from collectors.okta.system_log import NAME as SYSTEM_LOG, read_system_log
 
 PAGE_SIZE = 200            # the users API maximum
 
@@ -74,6 +76,11 @@ class OktaCollector:
                 ctx.progress("okta: policies")
                 for name, policy_type in POLICY_EVIDENCE.items():
                     await step((name,), self._policies(ctx, reader, out, name, policy_type, pipeline))
+                ctx.progress("okta: system log")
+                log_record = await step((SYSTEM_LOG,), read_system_log(
+                    ctx, reader, self.config, self.scope))
+                if log_record is not None:   # None: step() recorded the unexpected error
+                    out[SYSTEM_LOG] = log_record
             except HttpError as exc:
                 if not exc.unauthorized:
                     raise

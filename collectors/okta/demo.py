@@ -1,6 +1,7 @@
 """A fake of the Okta Management API, shaped by Okta's OpenAPI description (okta-sdk-python
-``openapi/api.yaml``): users, user factors, policies and policy rules, the org metadata, and the
-OAuth 2.0 token endpoint for service apps (client_credentials + private_key_jwt, no DPoP).
+``openapi/api.yaml``): users, user factors, policies and policy rules, the org metadata, the
+System Log (``/api/v1/logs``: LogEvent objects, ``since``/``until``/``filter``/``limit``/``after``),
+and the OAuth 2.0 token endpoint for service apps (client_credentials + private_key_jwt, no DPoP).
 
 Like Okta it paginates with ``limit``/``after`` and ``Link: <...>; rel="next"``, sends
 ``X-Rate-Limit-*`` headers, answers 401 E0000011 for a bad token, 403 E0000006 for a missing
@@ -23,9 +24,10 @@ from werkzeug.wrappers import Request, Response
 
 from attest.demo import DemoSource
 from attest.demo.http import LocalServer
+from collectors.okta.demo_system_log import PROD_ADMINS, seed_system_log, system_log
 
 READ_SCOPES = frozenset({"okta.users.read", "okta.policies.read", "okta.groups.read",
-                         "okta.apps.read", "okta.orgs.read"})
+                         "okta.apps.read", "okta.orgs.read", "okta.logs.read"})
 _ids = itertools.count(1)
 
 
@@ -173,6 +175,8 @@ class OktaWorld:
     throttle: int = 0                             # answer the next N API calls with 429
     throttle_reset_in: int = 1                    # seconds until X-Rate-Limit-Reset when throttling
     outage_after: int | None = None               # answer 500 after this many API calls
+    logs: list[dict[str, Any]] = field(default_factory=list)   # System Log events (log_event)
+    log_max_limit: int = 1000                     # the largest System Log page
 
     def add_user(self, u: dict[str, Any], factors: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
         self.users.append(u)
@@ -280,13 +284,16 @@ class FakeOkta:
         if request.method != "GET":
             return _error(405, "E0000022", "The endpoint does not support the provided HTTP method")
         parts = path.split("/")[3:]   # after /api/v1
-        needed = {"users": "okta.users.read", "policies": "okta.policies.read"}.get(parts[0])
+        needed = {"users": "okta.users.read", "policies": "okta.policies.read",
+                  "logs": "okta.logs.read"}.get(parts[0])
         if needed is None:
             return _error(404, "E0000007", f"Not found: Resource not found: {path} (Path)")
         if needed not in granted:
             return _error(403, "E0000006", "You do not have permission to perform the requested action",
                           {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'})
         world = self.world
+        if parts == ["logs"]:
+            return system_log(request, world.logs, world.log_max_limit)
         if parts == ["users"]:
             visible = [u for u in world.users if u["status"] != "DEPROVISIONED"]
             return _page(request, visible, world, 200)
@@ -375,6 +382,7 @@ def seed_acme(world: OktaWorld, now: datetime) -> dict[str, str]:
                             settings=password_settings(12, 10)), [password_rule()])
     world.add_policy(policy("PASSWORD", "Contractors", 1, groups=["00g1contractors00g4"],
                             settings=password_settings(8, 0)), [password_rule()])
+    seed_system_log(world, now, {u["profile"]["login"].split(".")[0]: u for u in world.users})
     return {"okta.mfa_enrolled": "fail", "okta.mfa_required": "pass",
             "okta.password_policy": "fail", "okta.inactive_users": "fail"}
 
@@ -386,6 +394,7 @@ def start_demo(now: datetime) -> DemoSource:
     world.tokens[token] = READ_SCOPES
     server = LocalServer(FakeOkta(world))
     url = server.start()
-    return DemoSource(section={"org_url": url, "token": "${ATTEST_DEMO_OKTA_TOKEN}"},
+    return DemoSource(section={"org_url": url, "token": "${ATTEST_DEMO_OKTA_TOKEN}",
+                               "access_groups": [PROD_ADMINS["displayName"]]},
                       env={"ATTEST_DEMO_OKTA_TOKEN": token}, expected=expected, stop=server.stop,
                       extra={"world": world, "log": server.log})

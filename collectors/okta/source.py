@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from attest.sources import Source
 from collectors.base import https_or_loopback
 
-DEFAULT_SCOPES = ("okta.users.read", "okta.policies.read")
+DEFAULT_SCOPES = ("okta.users.read", "okta.policies.read", "okta.logs.read")
 POLICY_EVIDENCE = {
     "okta.policies.sign_on": "OKTA_SIGN_ON",
     "okta.policies.access": "ACCESS_POLICY",
@@ -35,6 +35,13 @@ class Config(BaseModel):
                                     "integrations")
     max_workers: int = Field(8, ge=1, le=64, description="detail reads (one user's factors) in "
                                                         "flight at once")
+    # okta.system_log (user lifecycle, admin roles, group membership: the access population)
+    access_lookback_days: int = Field(
+        30, ge=1, le=90, description="the System Log is read since the last good read, at most "
+                                     "this many days back (Okta keeps 90 days)")
+    access_groups: list[str] = Field(
+        default_factory=list, description="groups (names or ids) whose membership changes count "
+                                          "as access events; empty: none")
 
     @field_validator("org_url")
     @classmethod
@@ -79,7 +86,7 @@ class Config(BaseModel):
 SOURCE = Source(
     name="okta", title="Okta", order=30, config=Config,
     collector="collectors.okta.collector:OktaCollector",
-    produces=("okta.org", "okta.users", "okta.factors", *POLICY_EVIDENCE),
+    produces=("okta.org", "okta.users", "okta.factors", *POLICY_EVIDENCE, "okta.system_log"),
     sdks=("okta", "aiohttp"),
     demo="collectors.okta.demo:start_demo",
     reads_with="okta (the management SDK: SSWS token or OAuth 2.0 service app)",

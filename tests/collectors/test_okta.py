@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from collectors.okta import demo as fk
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
-from attest.model import Evidence, EvidenceState, Status
+from attest.model import Evidence, EvidenceState, Status, isoformat
 from collectors.base import CollectContext
 from collectors.okta.collector import Config, OktaCollector
 from collectors.okta.api import HTTPS_CHECK_ENV, build_client
@@ -267,7 +267,8 @@ def test_oauth_service_app_with_private_key_jwt(world, server, rsa_keys, tmp_pat
     ev = collect(server.url, token=None, client_id="0oaAttestSvc", private_key=private)
     assert {r.state for r in ev.values()} == {EvidenceState.OK}
     assert server.log.count(lambda e: e["path"] == "/oauth2/v1/token") == 1
-    assert set(world.issued.values()) == {frozenset({"okta.users.read", "okta.policies.read"})}
+    assert set(world.issued.values()) == {frozenset({"okta.users.read", "okta.policies.read",
+                                                     "okta.logs.read"})}
     key_file = tmp_path / "okta.pem"
     key_file.write_text(private)
     ev = collect(server.url, token=None, client_id="0oaAttestSvc", private_key_path=str(key_file))
@@ -349,3 +350,86 @@ def test_oauth_secrets_reach_neither_evidence_nor_logs(world, rsa_keys, tmp_path
     for where, data in blobs.items():
         for secret in secrets:
             assert secret.encode() not in data, f"{secret[:8]}... leaked into {where}"
+
+
+# --- okta.system_log: the access events of the System Log ---------------------------------------
+
+def _log(world: fk.OktaWorld, event_type: str, when: datetime, login: str,
+         group: dict[str, Any] | None = None) -> dict[str, Any]:
+    from collectors.okta.demo_system_log import actor, log_event
+    user = next((u for u in world.users if u["profile"]["login"] == login), None) or \
+        world.add_user(fk.user(login, last_login=days(1)), [fk.factor("push")])
+    event = log_event(event_type, when, actor(user), [actor(user)] + ([group] if group else []))
+    world.logs.append(event)
+    return event
+
+
+def test_system_log_reads_access_events_since_the_last_good_read(world, server):
+    from collectors.okta.demo_system_log import MARKETING, PROD_ADMINS
+    world.log_max_limit = 2
+    old = _log(world, "user.lifecycle.create", days(40), "old@acme.example")     # past the look-back
+    before = _log(world, "user.lifecycle.create", days(3), "before@acme.example")  # before last read
+    wanted = [_log(world, "user.lifecycle.create", days(1), "new@acme.example"),
+              _log(world, "user.account.privilege.grant", days(1) + timedelta(minutes=5),
+                   "new@acme.example"),
+              _log(world, "group.user_membership.add", days(1) + timedelta(minutes=6),
+                   "new@acme.example", PROD_ADMINS),
+              _log(world, "user.lifecycle.deactivate", NOW - timedelta(seconds=1), "old@acme.example")]
+    _log(world, "group.user_membership.add", days(1), "new@acme.example", MARKETING)  # other group
+    _log(world, "user.session.start", days(1), "new@acme.example")                    # not access
+    _log(world, "user.lifecycle.suspend", NOW, "new@acme.example")                    # until: excluded
+    last_read = days(2)
+    collector = OktaCollector(Config(org_url=server.url, token=TOKEN,
+                                     access_groups=[PROD_ADMINS["displayName"]]), sleep=Sleeps())
+    ctx = CollectContext(now=NOW, last_collected=lambda name, scope:
+                         last_read if name == "okta.system_log" else None)
+    record = {r.name: r for r in collector.collect(ctx)}["okta.system_log"]
+    assert record.state is EvidenceState.OK
+    assert record.payload["since"] == isoformat(last_read) and record.payload["until"] == isoformat(NOW)
+    assert [e["uuid"] for e in record.payload["events"]] == [e["uuid"] for e in wanted]
+    assert old["uuid"] not in str(record.payload) and before["uuid"] not in str(record.payload)
+    assert record.payload["groups"] == ["AWS Production Admins"]
+    pages = [e for e in server.log.entries if e["path"] == "/api/v1/logs"]
+    assert len(pages) == 3 and record.request["pages"] == 3      # 5 events of the filter, 2 a page
+    assert "filter=eventType+eq" in pages[0]["query"] and "after=" in pages[1]["query"]
+    # no groups configured: membership events are not even asked for; without a last read the
+    # window is the look-back
+    plain = {r.name: r for r in OktaCollector(Config(org_url=server.url, token=TOKEN,
+                                                     access_lookback_days=7),
+                                              sleep=Sleeps()).collect(CollectContext(now=NOW))}
+    log = plain["okta.system_log"]
+    assert log.payload["since"] == isoformat(days(7))
+    assert "group.user_membership.add" not in log.request["params"]["filter"]
+    assert before["uuid"] in str(log.payload) and old["uuid"] not in str(log.payload)
+
+
+def test_system_log_without_its_scope_is_denied_alone(world, server):
+    world.tokens[TOKEN] = frozenset(fk.READ_SCOPES - {"okta.logs.read"})
+    world.add_user(fk.user("a@acme.example", last_login=days(1)), [fk.factor("push")])
+    ev = collect(server.url)
+    assert ev["okta.system_log"].state is EvidenceState.DENIED
+    assert "okta.logs.read" in ev["okta.system_log"].detail
+    assert ev["okta.users"].state is EvidenceState.OK
+    assert evaluate(ev, "okta.mfa_enrolled").status is Status.PASS
+
+
+def test_system_log_broken_midway_is_partial(world, server, monkeypatch):
+    world.log_max_limit = 1
+    for i in range(3):
+        _log(world, "user.lifecycle.create", days(1) + timedelta(minutes=i), f"u{i}@acme.example")
+    pages = []
+    served = fk.FakeOkta.api
+
+    def second_page_fails(self, request, path):
+        if path == "/api/v1/logs":
+            pages.append(request.args.get("after"))
+            if len(pages) > 1:
+                return fk._error(500, "E0000009", "Internal Server Error")
+        return served(self, request, path)
+    monkeypatch.setattr(fk.FakeOkta, "api", second_page_fails)
+    sleeps = Sleeps()
+    ev = collect(server.url, sleeps)
+    log = ev["okta.system_log"]
+    assert log.state is EvidenceState.PARTIAL and "E0000009" in log.detail
+    assert len(log.payload["events"]) == 1 and sleeps      # the 500s were retried, then gave up
+    assert ev["okta.users"].state is EvidenceState.OK

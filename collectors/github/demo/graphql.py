@@ -221,6 +221,8 @@ class Resolver:
 
     def search(self, info: Any, query: str, type: str, first: int | None = None,
                after: str | None = None, **_: Any) -> dict[str, Any]:
+        if self.world.search_forbidden:
+            raise Forbidden("Resource not accessible by integration")
         pulls = search_pulls(self.world, query) if type == "ISSUE" else []
         result = connection([self.pull(p) for p in pulls], first, after, cap=SEARCH_CAP)
         return {"issueCount": len(pulls), "nodes": result["nodes"], "pageInfo": result["pageInfo"]}
@@ -240,7 +242,7 @@ class Resolver:
                 "url": f"https://github.com/{self.world.org}/{repo.name}/pull/{pull.number}",
                 "createdAt": iso(pull.merged_at.replace(hour=0)), "mergedAt": iso(pull.merged_at),
                 "baseRefName": pull.base or repo.default_branch, "author": user(pull.author),
-                "mergedBy": user(pull.author), "repository": self.repo(repo),
+                "mergedBy": user(pull.merged_by or pull.author), "repository": self.repo(repo),
                 "reviews": review_conn}
 
 

@@ -87,6 +87,7 @@ class Pull:
     reviews: list[Review] = field(default_factory=list)
     base: str | None = None  # None: the repo's default branch
     title: str = "Update dependencies"
+    merged_by: str | None = None  # None: its author
 
 
 @dataclass
@@ -112,6 +113,7 @@ class World:
     rate_limited: int = 0          # answer the next N requests with 403 "API rate limit exceeded"
     throttled: int = 0             # answer the next N requests with 429 + Retry-After: 1
     graphql_rate_limited: int = 0  # answer the next N GraphQL queries with RATE_LIMITED
+    search_forbidden: bool = False  # search answers FORBIDDEN (no Pull requests: read)
     calls: int = 0
 
     def __post_init__(self) -> None:
