@@ -11,7 +11,7 @@ keys are. ``limit`` cuts a page and ``metadata.continue`` (an opaque token) plus
 (``KubeWorld.forbidden``), 429 with ``Retry-After`` (``throttle``), 500 on a chosen page.
 
 It serves https only, with a certificate for 127.0.0.1 signed by a CA made for the run
-(:func:`make_ca`); clients trust it through the cluster's ``ca_file`` or a kubeconfig's
+(:func:`make_ca`, made by :mod:`attest.demo.tls`); clients trust it through the cluster's ``ca_file`` or a kubeconfig's
 ``certificate-authority``, never by skipping verification. The state is a plain
 :class:`KubeWorld`, built with :func:`namespace`, :func:`pod`, :func:`binding`, :func:`role` and
 :func:`network_policy`.
@@ -296,51 +296,11 @@ class FakeKubernetes:
 # --- TLS: a CA made for the run ------------------------------------------------------------
 
 def make_ca(folder: Path) -> tuple[Path, ssl.SSLContext]:
-    """Write ``ca.crt`` (a throwaway CA) into ``folder``; return it and a server context whose
-    certificate, for 127.0.0.1 and localhost, that CA signed."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.now(timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attest demo kubernetes CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(ca_ski, critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    ca_path = folder / "ca.crt"
-    ca_path.write_bytes(ca.public_bytes(pem))
-    (folder / "server.crt").write_bytes(leaf.public_bytes(pem))
-    (folder / "server.key").write_bytes(key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "server.crt", folder / "server.key")
-    return ca_path, context
+    """A throwaway CA in ``folder`` (see :mod:`attest.demo.tls`): its file, and a server context
+    whose certificate, for 127.0.0.1 and localhost, that CA signed."""
+    from attest.demo.tls import make_tls
+    tls = make_tls("attest demo kubernetes", folder=folder)
+    return tls.ca_file, tls.server_context()
 
 
 @dataclass
