@@ -77,9 +77,9 @@ def github_world(n: dict[str, int], now: datetime):
                  alerts=alerts, pulls=pulls)
 
 
-def okta_world(n: dict[str, int], now: datetime):
+def okta_world(n: dict[str, int], now: datetime, rate_limit: int = OKTA_RATE_LIMIT):
     from collectors.okta.demo import OktaWorld, READ_SCOPES, factor, seed_acme, user
-    world = OktaWorld(rate_limit=OKTA_RATE_LIMIT)
+    world = OktaWorld(rate_limit=rate_limit)
     seed_acme(world, now)                 # the demo's policies (and its 8 users)
     kinds = ("push", "webauthn", "token:software:totp", "sms", "question")
     for i in range(n["okta users"]):
@@ -104,7 +104,7 @@ def datadog_world(n: dict[str, int], now: datetime):
                         downtimes=base.downtimes, indexes=base.indexes)
 
 
-def serve(scale: int, latency: float) -> None:
+def serve(scale: int, latency: float, okta_rate_limit: int) -> None:
     """Server mode: build and serve the worlds; print the URLs as one JSON line; when stdin
     closes, print the request counts of each fake as one JSON line and exit."""
     from attest.demo.http import LocalServer
@@ -115,7 +115,7 @@ def serve(scale: int, latency: float) -> None:
     n = sizes(scale)
     t0 = time.perf_counter()
     servers = {"github": LocalServer(FakeGithub(github_world(n, now)), latency=latency),
-               "okta": LocalServer(FakeOkta(okta_world(n, now)), latency=latency),
+               "okta": LocalServer(FakeOkta(okta_world(n, now, okta_rate_limit)), latency=latency),
                "datadog": LocalServer(FakeDatadog(datadog_world(n, now)), latency=latency)}
     urls = {name: s.start() for name, s in servers.items()}
     print(json.dumps({"urls": urls, "sizes": n, "seed_s": round(time.perf_counter() - t0, 1)}),
@@ -168,9 +168,10 @@ def scan_summary(out_dir: Path) -> dict:
             "evidence MB": sum(p.stat().st_size for p in evidence) / 1e6}
 
 
-def run_one(scale: int, latency_ms: float, share: float | None) -> dict:
+def run_one(scale: int, latency_ms: float, share: float | None, okta_rate_limit: int) -> dict:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(scale),
-                               "--latency-ms", str(latency_ms)],
+                               "--latency-ms", str(latency_ms),
+                               "--okta-rate-limit", str(okta_rate_limit)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         started = json.loads(server.stdout.readline())
@@ -197,7 +198,7 @@ def run_one(scale: int, latency_ms: float, share: float | None) -> dict:
         server.stdin.close()
         counts = json.loads(server.stdout.readline() or "{}")
         server.wait(timeout=60)
-    return {"scale": scale, "sizes": started["sizes"], "seed_s": started["seed_s"],
+    return {"scale": scale, "okta rate limit": okta_rate_limit, "sizes": started["sizes"], "seed_s": started["seed_s"],
             "figures": figures, "summary": summary, "calls": counts}
 
 
@@ -224,26 +225,27 @@ def write_report(path: Path, runs: list[dict], argv: list[str], latency_ms: floa
         "",
         f"Written by `bench/bench_scale.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
-        f"Command: `.venv/bin/python bench/bench_scale.py {' '.join(argv)}`",
+        "Commands: " + "; ".join(sorted({f"`.venv/bin/python bench/bench_scale.py {r['command']}`"
+                                          for r in runs})),
         "",
         f"`attest scan --config CONFIG` (GitHub, Okta and Datadog; the whole catalog of the three) "
         f"as a subprocess under `/usr/bin/time -v` against the fakes in a separate process, every "
         f"answer delayed by {latency_ms:g} ms. Rate-limit headers as the fakes send them: GitHub "
-        f"5000 calls/hour, Okta {OKTA_RATE_LIMIT} calls/minute, Datadog 1000 calls/10 s. "
+        f"5000 calls/hour, Okta {OKTA_RATE_LIMIT} calls/minute unless the table says otherwise, Datadog 1000 calls/10 s. "
         f"okta.rate_limit_share: {share if share is not None else 'default (0.5)'}. "
         "AWS is not part of this run (see `bench/results/aws.md`).",
         "",
         "Full size (`--scale 1`): " + ", ".join(f"{k} {v:,}" for k, v in FULL.items())
         + "; `--scale N` divides each count by N.",
         "",
-        "| scale | GitHub repos | Okta users | Datadog monitors | wall (s) | peak RSS (MB) | CPU (s) "
-        "| calls GitHub / Okta / Datadog |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scale | GitHub repos | Okta users | Datadog monitors | Okta limit (calls/min) | wall (s) "
+        "| peak RSS (MB) | CPU (s) | calls GitHub / Okta / Datadog |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         s, f, c = r["sizes"], r["figures"], r["calls"]
         lines.append(f"| 1/{r['scale']} | {s['github repositories']:,} | {s['okta users']:,} | "
-                     f"{s['datadog monitors']:,} | {f['wall (s)']:.1f} | {f['peak RSS (MB)']:.0f} | "
+                     f"{s['datadog monitors']:,} | {r['okta rate limit']} | {f['wall (s)']:.1f} | {f['peak RSS (MB)']:.0f} | "
                      f"{f['CPU user+sys (s)']:.1f} | "
                      + " / ".join(str(c.get(k, {}).get("calls", "?")) for k in ("github", "okta", "datadog"))
                      + " |")
@@ -252,7 +254,7 @@ def write_report(path: Path, runs: list[dict], argv: list[str], latency_ms: floa
         lines.append(f"### 1/{r['scale']}")
         lines.append("")
         lines.append("| source | wall (s) | evidence records | could not be read | calls (HTTP statuses) "
-                     "| waited on rate limits (s) |")
+                     "| waited on rate limits (s, summed over concurrent reads) |")
         lines.append("|---|---|---|---|---|---|")
         for name in ("github", "okta", "datadog"):
             p = r["summary"]["per_source"].get(name, {})
@@ -277,18 +279,30 @@ def main() -> int:
     ap.add_argument("--scale", type=int, action="append",
                     help="divide the estate by N (repeatable; default: 100 then 10)")
     ap.add_argument("--latency-ms", type=float, default=50.0)
+    ap.add_argument("--okta-rate-limit", type=int, default=OKTA_RATE_LIMIT,
+                    help="the Okta fake's X-Rate-Limit-Limit (calls a minute; default: Okta's 600). "
+                         "A larger value models an org with a raised limit (DynamicScale, or a "
+                         "rate-limit increase Okta granted)")
     ap.add_argument("--okta-share", type=float, default=None,
                     help="okta.rate_limit_share for the scan (default: the config default)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.md")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    ap.add_argument("--merge", type=Path, nargs="*", default=None,
+                    help="write --out from the --json files of earlier runs (no scan)")
     ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.latency_ms / 1000)
+        serve(args.serve, args.latency_ms / 1000, args.okta_rate_limit)
         return 0
     runs = []
+    if args.merge:
+        runs = [r for p in args.merge for r in json.loads(p.read_text())]
+        write_report(args.out, runs, sys.argv[1:], args.latency_ms, args.okta_share)
+        print(f"results: {args.out}")
+        return 0
     for scale in args.scale or [100, 10]:
-        r = run_one(scale, args.latency_ms, args.okta_share)
+        r = run_one(scale, args.latency_ms, args.okta_share, args.okta_rate_limit)
+        r["command"] = " ".join(sys.argv[1:])
         runs.append(r)
         f = r["figures"]
         print(f"1/{scale}: wall {f['wall (s)']:.1f} s, peak RSS {f['peak RSS (MB)']:.0f} MB, "
