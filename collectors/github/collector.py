@@ -138,11 +138,17 @@ class GithubCollector:
         try:
             org_data = self._get(req, f"/orgs/{_segment(org)}",
                                  "to read the organization (Members: read / read:org)")
-        except HttpError as exc:  # first call: bad credentials, no answer... stop the source
-            for name in self.produces:
-                yield ev(name, None, exc.state, exc.detail, {"method": "GET", "path": f"/orgs/{org}"})
-            return
-        yield ev(ORG, org_data, request={"method": "GET", "path": f"/orgs/{org}"})
+        except HttpError as exc:
+            if exc.status not in self.http.policy.statuses:
+                # first call: bad credentials, no answer, no such org... stop the source
+                for name in self.produces:
+                    yield ev(name, None, exc.state, exc.detail, {"method": "GET", "path": f"/orgs/{org}"})
+                return
+            # a server fault (5xx, 429) that outlasted the retries costs the org record only:
+            # the other reads do not depend on it
+            yield ev(ORG, None, exc.state, exc.detail, {"method": "GET", "path": f"/orgs/{org}"})
+        else:
+            yield ev(ORG, org_data, request={"method": "GET", "path": f"/orgs/{org}"})
 
         guard = lambda name, read: ctx.guarded(name, self.scope, read)   # noqa: E731
         gql = Graphql(lambda text, variables, needs: self.http.call(self._request(
