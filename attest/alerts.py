@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from attest.logs import quiet_logger
 from attest.model import Status, isoformat
 from collectors.base import https_or_loopback
 
@@ -264,12 +265,7 @@ def _http_failure(status: int, body: Any) -> str:
 def _quiet_logger() -> logging.Logger:
     """The logger handed to slack_sdk: it logs the webhook URL (a secret) at DEBUG and, when it
     retries, at INFO, so nothing it says may reach a handler."""
-    quiet = logging.getLogger("attest.alerts.slack_sdk")
-    quiet.setLevel(logging.CRITICAL + 10)
-    quiet.propagate = False
-    if not quiet.handlers:
-        quiet.addHandler(logging.NullHandler())
-    return quiet
+    return quiet_logger("attest.alerts.slack_sdk")
 
 
 def _slack_retry_handler() -> Any:

@@ -107,3 +107,13 @@ def log_call(source: str, scope: str, call: str, duration: float, outcome: str,
                extra={"source": source, "scope": scope, "call": call,
                       "duration": round(duration, 4), "outcome": outcome})
 
+
+def quiet_logger(name: str) -> logging.Logger:
+    """A logger that says nothing anywhere, to hand to an SDK whose own lines would leak a
+    secret (a webhook URL) or only repeat what ``attest.calls`` already logs."""
+    quiet = logging.getLogger(name)
+    quiet.setLevel(logging.CRITICAL + 10)
+    quiet.propagate = False
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    return quiet

@@ -236,8 +236,9 @@ def serve() -> None:
 
 # --- the measurement ------------------------------------------------------------------------
 
-def timed_scan(config: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    """One ``attest scan`` under /usr/bin/time -v: (wall s, peak RSS MB, CPU s: user + system)."""
+def timed_scan(config: Path, env: dict[str, str]) -> tuple[float, float, float, int]:
+    """One ``attest scan`` under /usr/bin/time -v: (wall s, peak RSS MB, CPU s: user + system,
+    exit code: 0 or 1, anything else ends the benchmark)."""
     attest = shutil.which("attest", path=str(Path(sys.executable).parent)) or "attest"
     started = time.perf_counter()
     done = subprocess.run(["/usr/bin/time", "-v", attest, "scan", "--config", str(config),
@@ -249,7 +250,7 @@ def timed_scan(config: Path, env: dict[str, str]) -> tuple[float, float, float]:
               for kind in ("User", "System"))
     if code not in (0, 1):
         raise SystemExit(f"attest scan exited {code}:\n{done.stderr[-3000:]}")
-    return wall, rss_kb / 1024, cpu
+    return wall, rss_kb / 1024, cpu, code
 
 
 def scan_summary(out_dir: Path) -> dict[str, int]:
@@ -327,7 +328,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def write_report(path: Path, started: dict, runs: list[tuple[float, float, float]],
+def write_report(path: Path, started: dict, runs: list[tuple[float, float, float, int]],
                  summary: dict[str, int], figures: dict[str, float], targets: dict[str, float],
                  met: dict[str, bool], context: dict[str, str]) -> None:
     resources = sum(started["counts"].values())
@@ -346,7 +347,7 @@ def write_report(path: Path, started: dict, runs: list[tuple[float, float, float
         *[f"| {k} | {figures[k]:.2f} | < {targets[k]:g} | {'met' if met[k] else 'MISSED'} |" for k in figures],
         "",
         "Runs (wall s / peak RSS MB / CPU s): "
-        + ", ".join(f"{w:.2f} / {r:.0f} / {c:.2f}" for w, r, c in runs),
+        + ", ".join(f"{w:.2f} / {r:.0f} / {c:.2f}" for w, r, c, _ in runs),
         "",
         *[f"- {k}: {v}" for k, v in context.items()],
         "",

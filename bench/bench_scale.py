@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
+
+import bench_aws   # beside this file: python puts bench/ first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -134,19 +135,9 @@ def serve(scale: int, latency: float, okta_rate_limit: int) -> None:
 # --- the measurement ---------------------------------------------------------------------------
 
 def timed_scan(config: Path, env: dict[str, str]) -> dict[str, float]:
-    attest = shutil.which("attest", path=str(Path(sys.executable).parent)) or "attest"
-    started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-v", attest, "scan", "--config", str(config),
-                           "--format", "json"], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    code = int(re.search(r"Exit status: (\d+)", done.stderr).group(1))
-    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1))
-              for kind in ("User", "System"))
-    if code not in (0, 1):
-        raise SystemExit(f"attest scan exited {code}:\n{done.stderr[-3000:]}")
-    return {"wall (s)": wall, "peak RSS (MB)": rss_kb / 1024, "CPU user+sys (s)": cpu,
-            "exit code": code}
+    """One ``attest scan`` under /usr/bin/time -v (see bench_aws.timed_scan), as named figures."""
+    wall, rss_mb, cpu, code = bench_aws.timed_scan(config, env)
+    return {"wall (s)": wall, "peak RSS (MB)": rss_mb, "CPU user+sys (s)": cpu, "exit code": code}
 
 
 def scan_summary(out_dir: Path) -> dict:

@@ -14,6 +14,7 @@ from attest.demo.http import LocalServer
 from attest.model import EvidenceState
 from collectors.http import (AsyncHttp, Http, HttpError, RateHeaders, Request, Response, RetryPolicy,
                              Unreachable, https_or_loopback)
+from tests.clocks import FakeClock
 
 
 class Server:
@@ -209,18 +210,14 @@ def test_a_share_of_the_announced_budget_is_left_to_others(server: Server) -> No
     script += [(200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "9",
                       "X-RateLimit-Reset": "60"}, {"i": 5}), (200, {}, {"i": 6})]
     server.script = script
-    clock = [1000.0]
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        clock[0] += seconds
-    h = Http("test", "s", sleep=sleep, clock=lambda: clock[0], share=0.5,
+    clock = FakeClock()
+    sleeps = clock.waits
+    h = Http("test", "s", sleep=clock.sleep, clock=clock, share=0.5,
              rates=RateHeaders(reset_is="seconds"))
     sent_at = []
     for i in range(7):
         h.call(get(server.url + f"/x{i}", "GET /x", ))
-        sent_at.append(clock[0])
+        sent_at.append(clock())
     assert sent_at[:5] == [1000.0] * 5          # the first five go at once
     assert sleeps and abs(sum(sleeps) - 60) < 1  # then one wait for the window's reset
     assert sent_at[5] >= 1059
@@ -235,18 +232,14 @@ def test_a_tiny_budget_still_lets_one_call_a_window_go(server: Server) -> None:
                             "X-RateLimit-Reset": "30"}, {"i": i}) for i in range(3)]
     server.script += [(200, {"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0"}, {"i": i})
                       for i in range(3, 6)]
-    clock = [1000.0]
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        clock[0] += seconds
-    h = Http("test", "s", sleep=sleep, clock=lambda: clock[0], share=0.5,
+    clock = FakeClock()
+    sleeps = clock.waits
+    h = Http("test", "s", sleep=clock.sleep, clock=clock, share=0.5,
              rates=RateHeaders(reset_is="seconds"))
     for i in range(3):
         h.call(get(server.url + f"/x{i}", "GET /x"))
     assert sleeps == [30.0, 30.0]                 # one call a window
-    h2 = Http("test", "s", sleep=sleep, clock=lambda: clock[0], share=0.5,
+    h2 = Http("test", "s", sleep=clock.sleep, clock=clock, share=0.5,
               rates=RateHeaders(reset_is="seconds"))
     sleeps.clear()
     for i in range(3, 6):

@@ -45,6 +45,16 @@ def _latency_from_env() -> float:
         return 0.0
 
 
+def window_hit(window: tuple[float, int], now: float, period: float) -> tuple[tuple[float, int], int]:
+    """One request counted in a fixed rate-limit window of ``period`` seconds, as vendors count
+    them: ``window`` is (its start, requests in it); returns the window after this request and
+    the whole seconds until it resets (at least 1)."""
+    start, count = window
+    if now - start >= period:
+        start, count = now, 0
+    return (start, count + 1), max(int(round(start + period - now)), 1)
+
+
 class LocalServer:
     """``with LocalServer(app) as url: ...`` or ``start()``/``stop()``; records requests in ``log``.
     With ``ssl_context`` (see :mod:`attest.demo.tls`) it serves https."""

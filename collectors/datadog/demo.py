@@ -21,7 +21,7 @@ from typing import Any, Callable
 from werkzeug.wrappers import Request, Response
 
 from attest.demo import DemoSource
-from attest.demo.http import LocalServer
+from attest.demo.http import LocalServer, window_hit
 from attest.model import isoformat
 
 # The application-key scope each endpoint needs (Datadog's x-permission in the OpenAPI files).
@@ -156,13 +156,8 @@ class FakeDatadog:
 
     def _rate_headers(self) -> tuple[dict[str, str], bool]:
         w = self.world
-        now = w.clock()
-        start, count = w._window
-        if now - start >= w.rate_period:
-            start, count = now, 0
-        count += 1
-        w._window = (start, count)
-        reset = max(int(round(start + w.rate_period - now)), 1)
+        w._window, reset = window_hit(w._window, w.clock(), w.rate_period)
+        count = w._window[1]
         headers = {"X-RateLimit-Limit": str(w.rate_limit), "X-RateLimit-Period": str(w.rate_period),
                    "X-RateLimit-Remaining": str(max(w.rate_limit - count, 0)),
                    "X-RateLimit-Reset": str(reset), "X-RateLimit-Name": "monitors"}

@@ -202,10 +202,16 @@ def _page(request: Request, items: list[dict[str, Any]], world: OktaWorld,
         limit = min(max(int(request.args.get("limit", default_limit)), 1), world.max_limit)
     except ValueError:
         return _error(400, "E0000001", "Api validation failed: limit")
+    return _linked_page(request, items, limit, "id")
+
+
+def _linked_page(request: Request, items: list[dict[str, Any]], limit: int, key: str) -> Response:
+    """The ``limit`` items after the ``after`` cursor (the ``key`` of the last item of the
+    previous page), with Okta's Link headers: ``self``, and ``next`` while more remain."""
     start = 0
     after = request.args.get("after")
     if after:
-        ids = [i["id"] for i in items]
+        ids = [i[key] for i in items]
         if after not in ids:
             return _error(400, "E0000001", "Api validation failed: after")
         start = ids.index(after) + 1
@@ -214,7 +220,7 @@ def _page(request: Request, items: list[dict[str, Any]], world: OktaWorld,
     keep = {k: v for k, v in request.args.items() if k not in ("after", "limit")}
     links = [f'<{base}?{urlencode({**keep, "limit": limit})}>; rel="self"']
     if start + limit < len(items):
-        links.append(f'<{base}?{urlencode({**keep, "after": chunk[-1]["id"], "limit": limit})}>; '
+        links.append(f'<{base}?{urlencode({**keep, "after": chunk[-1][key], "limit": limit})}>; '
                      'rel="next"')
     return Response(json.dumps(chunk), 200, headers={"Link": ", ".join(links)},
                     mimetype="application/json")

@@ -5,11 +5,9 @@ The state is :attr:`collectors.okta.demo.OktaWorld.logs`.
 """
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
@@ -86,7 +84,7 @@ def _log_filter(expression: str | None) -> set[str] | None:
 def system_log(request: Request, logs: list[dict[str, Any]], max_limit: int) -> Response:
     """GET /api/v1/logs: a bounded query, ``since`` <= published < ``until``, oldest first (or
     ``sortOrder=DESCENDING``), paged with an opaque ``after`` cursor and ``Link: rel="next"``."""
-    from collectors.okta.demo import _error
+    from collectors.okta.demo import _error, _linked_page
     args = request.args
     try:
         until = parse_time(args.get("until")) or datetime.now(timezone.utc)
@@ -106,21 +104,7 @@ def system_log(request: Request, logs: list[dict[str, Any]], max_limit: int) -> 
                      and (types is None or e["eventType"] in types)),
                     key=lambda e: (e["published"], e["uuid"]),
                     reverse=args.get("sortOrder") == "DESCENDING")
-    start = 0
-    if args.get("after"):
-        ids = [e["uuid"] for e in chosen]
-        if args["after"] not in ids:
-            return _error(400, "E0000001", "Api validation failed: after")
-        start = ids.index(args["after"]) + 1
-    chunk = chosen[start:start + limit]
-    base = request.host_url.rstrip("/") + request.path
-    keep = {k: v for k, v in args.items() if k not in ("after", "limit")}
-    links = [f'<{base}?{urlencode({**keep, "limit": limit})}>; rel="self"']
-    if start + limit < len(chosen):
-        links.append(f'<{base}?{urlencode({**keep, "after": chunk[-1]["uuid"], "limit": limit})}>; '
-                     'rel="next"')
-    return Response(json.dumps(chunk), 200, headers={"Link": ", ".join(links)},
-                    mimetype="application/json")
+    return _linked_page(request, chosen, limit, "uuid")
 
 
 PROD_ADMINS = group_target("00g1awsProdAdmins0g4", "AWS Production Admins")  # in the demo's access_groups

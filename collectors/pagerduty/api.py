@@ -16,6 +16,7 @@ import ssl
 from typing import Any, Callable
 from urllib.parse import quote
 
+from attest.logs import quiet_logger
 from attest.model import EvidenceState
 from collectors.http import TIMEOUTS, Http, HttpError, Paged, RateHeaders, Request, Response, Unreachable
 
@@ -29,12 +30,7 @@ ITERATION_LIMIT = 10_000    # classic pagination: offset + limit may not pass it
 def _quiet_logger() -> logging.Logger:
     """The logger handed to the client: the layer logs every call itself (attest.calls), so the
     client's own lines (each 5xx at ERROR, each request at DEBUG) would only repeat them."""
-    quiet = logging.getLogger("attest.collect.pagerduty_client")
-    quiet.setLevel(logging.CRITICAL + 10)
-    quiet.propagate = False
-    if not quiet.handlers:
-        quiet.addHandler(logging.NullHandler())
-    return quiet
+    return quiet_logger("attest.collect.pagerduty_client")
 
 
 def build_client(token: str, base_url: str, ca_file: str | None = None) -> Any:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from werkzeug.wrappers import Request, Response
 
 from attest.demo import DemoSource
-from attest.demo.http import LocalServer
+from attest.demo.http import LocalServer, window_hit
 from attest.demo.tls import DemoTls, make_tls
 from attest.model import isoformat, parse_time
 
@@ -285,13 +285,8 @@ class FakePagerDuty:
 
     def _rate(self) -> tuple[dict[str, str], bool]:
         w = self.world
-        now = w.clock()
-        start, count = w._window
-        if now - start >= w.rate_period:
-            start, count = now, 0
-        count += 1
-        w._window = (start, count)
-        reset = max(int(round(start + w.rate_period - now)), 1)
+        w._window, reset = window_hit(w._window, w.clock(), w.rate_period)
+        count = w._window[1]
         return ({"ratelimit-limit": str(w.rate_limit),
                  "ratelimit-remaining": str(max(w.rate_limit - count, 0)),
                  "ratelimit-reset": str(reset)}, count > w.rate_limit)

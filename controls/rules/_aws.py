@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator
 
-from attest.model import Evidence, EvidenceState
+from attest.model import Evidence, EvidenceState, Finding, errored, failed
 
 if TYPE_CHECKING:
     from controls.rules import EvidenceView
@@ -43,6 +43,17 @@ def trails(ev: "EvidenceView") -> dict[str, dict[str, dict[str, Any]]]:
             if arn not in found or "GetTrailStatus" in trail:
                 found[arn] = trail
     return out
+
+
+def no_trail_qualifies(account: str, unknown: list[str], problems: list[str], unread: str,
+                       failure: str) -> Finding:
+    """The verdict on an account none of whose trails does what a CloudTrail control asks:
+    ``error`` when some trail's answers were not read (``unread``: what is unknown of them),
+    else ``fail`` listing each trail's problem."""
+    where = resource(account, "global", "cloudtrail")
+    if unknown:
+        return errored(where, f"{unread} unknown for " + "; ".join(unknown))
+    return failed(where, failure + (": " + "; ".join(problems) if problems else ""))
 
 
 def tags(items: list[dict[str, Any]] | None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from attest.model import Finding, errored, failed, parse_time, passed
 from controls.rules import EvidenceView, rule
-from controls.rules._aws import account_region, offered, resource, trails
+from controls.rules._aws import account_region, no_trail_qualifies, offered, resource, trails
 
 DELIVERY_MAX_AGE = timedelta(hours=24)
 S3_OBJECT = "AWS::S3::Object"
@@ -49,12 +49,8 @@ def cloudtrail_cloudwatch_delivery(ev: EvidenceView, params: dict[str, Any]) -> 
                                       f"last delivery {minutes} min ago")
                     break
         else:
-            where = resource(account, "global", "cloudtrail")
-            if unknown:
-                yield errored(where, "status unknown for " + "; ".join(unknown))
-            else:
-                yield failed(where, "no multi-region trail delivers to CloudWatch Logs within 24 h"
-                             + (": " + "; ".join(problems) if problems else ""))
+            yield no_trail_qualifies(account, unknown, problems, "status",
+                                     "no multi-region trail delivers to CloudWatch Logs within 24 h")
 
 
 # --- aws.cloudtrail.s3_data_events ----------------------------------------------------------
@@ -103,12 +99,9 @@ def cloudtrail_s3_data_events(ev: EvidenceView, params: dict[str, Any]) -> Itera
             elif reads or writes:
                 problems.append(f"{arn} records S3 object {'reads' if reads else 'writes'} only")
         else:
-            where = resource(account, "global", "cloudtrail")
-            if unknown:
-                yield errored(where, "selectors unknown for " + "; ".join(unknown))
-            else:
-                yield failed(where, "no logging trail records S3 object-level reads and writes of "
-                             "every bucket" + (": " + "; ".join(problems) if problems else ""))
+            yield no_trail_qualifies(account, unknown, problems, "selectors",
+                                     "no logging trail records S3 object-level reads and writes "
+                                     "of every bucket")
 
 
 # --- aws.guardduty.findings_triaged ---------------------------------------------------------

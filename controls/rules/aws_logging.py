@@ -5,7 +5,7 @@ from typing import Any, Iterator
 
 from attest.model import Finding, errored, failed, passed
 from controls.rules import EvidenceView, rule
-from controls.rules._aws import offered, resource
+from controls.rules._aws import no_trail_qualifies, offered, resource
 from controls.rules._aws import trails as _trails
 
 
@@ -42,12 +42,8 @@ def cloudtrail_multi_region(ev: EvidenceView, params: dict[str, Any]) -> Iterato
                 yield passed(arn, f"multi-region {kind} logging all management events")
                 break
         else:
-            where = resource(account, "global", "cloudtrail")
-            if unknown:
-                yield errored(where, "status unknown for " + "; ".join(unknown))
-            else:
-                yield failed(where, "no multi-region trail logs all management events"
-                             + (": " + "; ".join(problems) if problems else ""))
+            yield no_trail_qualifies(account, unknown, problems, "status",
+                                     "no multi-region trail logs all management events")
 
 
 def _each_trail(ev: EvidenceView) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -19,27 +19,13 @@ from collectors.datadog.collector import (DOWNTIMES, LOG_INDEXES, MONITORS, Conf
                                 DatadogCollector, base_url, scope_of)
 from collectors.http import RetryPolicy
 from controls import catalog_by_id
+from tests.clocks import FakeClock
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 MAX_RATE_LIMIT_WAIT = RetryPolicy().max_wait
 DD_CONTROLS = ("datadog.monitor_coverage", "datadog.monitors_notify",
                "datadog.monitors_not_muted", "datadog.log_retention",
                "datadog.critical_monitors_page")
-
-
-class FakeClock:
-    """The fake's clock, advanced by the collector's waits (so tests never really sleep)."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.t += seconds
 
 
 @pytest.fixture

@@ -27,27 +27,13 @@ from collectors.pagerduty.demo import (ADA, EXPECTED, PagerDutyWorld, Rotation, 
 from collectors.pagerduty.source import (ESCALATION_POLICIES, INCIDENTS, SCHEDULES, SERVICES,
                                          USERS, Config, scope_of)
 from controls import catalog_by_id
+from tests.clocks import FakeClock
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
 PD_CONTROLS = ("pagerduty.services_escalation", "pagerduty.escalation_depth",
                "pagerduty.schedule_coverage", "pagerduty.oncall_notifiable",
                "pagerduty.incident_acknowledged")
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
-
-
-class FakeClock:
-    """The fake's clock, advanced by the collector's waits (so tests never really sleep)."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.t += seconds
 
 
 @pytest.fixture(scope="module")
