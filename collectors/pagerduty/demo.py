@@ -406,7 +406,7 @@ MARGARET = ("PMAR004", "Margaret Hamilton")
 LINUS = ("PLIN005", "Linus Pauling")
 LAUNCH = ("PEPLC01", "Launch Control")
 TELEMETRY = ("PEPTM02", "Telemetry")
-GROUND = ("PEPGS03", "Ground Systems (one level)")
+GROUND = ("PEPGS03", "Ground Systems")
 PAYLOAD = ("PEPPT04", "Payload Tracker")
 PRIMARY = ("PSCLC01", "Launch Control primary")
 TELEMETRY_ROTA = ("PSCTM02", "Telemetry on call")
@@ -418,7 +418,10 @@ SVC_FAX = ("PSVFX05", "Legacy Fax Gateway")
 
 
 def acme_world(now: datetime) -> PagerDutyWorld:
-    """Acme Rockets: a realistic mix with one failure seeded per control."""
+    """Acme Rockets: a realistic mix. Every service pages someone first and every policy
+    escalates (those two controls pass); one schedule has a hole, one on-call user has no
+    high-urgency rule and two incidents were acknowledged late or not at all (those three fail).
+    :func:`with_escalation_gaps` adds the failures of the first two."""
     day, hour, minute = timedelta(days=1), timedelta(hours=1), timedelta(minutes=1)
     monday = (now - timedelta(days=now.weekday())).replace(hour=9, minute=0, second=0,
                                                            microsecond=0)
@@ -451,11 +454,11 @@ def acme_world(now: datetime) -> PagerDutyWorld:
         escalation_policy(TELEMETRY[0], TELEMETRY[1], [[target("schedule", *TELEMETRY_ROTA)],
                                                        [target("user", *ADA)]],
                           services=[SVC_TELEMETRY]),
-        # one level and no repeat: nobody else is paged when Katherine does not answer
-        escalation_policy(GROUND[0], GROUND[1], [[target("user", *KATHERINE)]],
+        # one level, repeated once: Katherine is paged again when she does not answer
+        escalation_policy(GROUND[0], GROUND[1], [[target("user", *KATHERINE)]], num_loops=1,
                           services=[SVC_GROUND]),
-        # its first level lost its only target (the engineer left): pages nobody at first
-        escalation_policy(PAYLOAD[0], PAYLOAD[1], [[], [target("user", *ADA)]], num_loops=2,
+        escalation_policy(PAYLOAD[0], PAYLOAD[1], [[target("user", *GRACE)],
+                                                   [target("user", *ADA)]], num_loops=2,
                           services=[SVC_PAYLOAD, SVC_FAX]),
     ]
     w.services = [
@@ -481,9 +484,21 @@ def acme_world(now: datetime) -> PagerDutyWorld:
     return w
 
 
+def with_escalation_gaps(world: PagerDutyWorld) -> PagerDutyWorld:
+    """``world`` (an :func:`acme_world`) with the two escalation failures a company also has:
+    Payload Tracker's policy lost the only target of its first level (the engineer left), and
+    Ground Systems' policy has one level and no repeat."""
+    for policy in world.policies:
+        if policy["id"] == PAYLOAD[0]:
+            policy["escalation_rules"][0]["targets"] = []
+        elif policy["id"] == GROUND[0]:
+            policy["num_loops"] = 0
+    return world
+
+
 EXPECTED = {
-    "pagerduty.services_escalation": "fail",    # Payload Tracker's first level has no target
-    "pagerduty.escalation_depth": "fail",       # Ground Systems: one level, no repeat
+    "pagerduty.services_escalation": "pass",    # see with_escalation_gaps for the failures
+    "pagerduty.escalation_depth": "pass",
     "pagerduty.schedule_coverage": "fail",      # Telemetry on call: nobody 22:00-06:00 one night
     "pagerduty.oncall_notifiable": "fail",      # Margaret Hamilton: no high-urgency rule
     "pagerduty.incident_acknowledged": "fail",  # #103 acknowledged after 55 min; #104 still open

@@ -23,7 +23,7 @@ from collectors.pagerduty.api import build_client
 from collectors.pagerduty.collector import SCHEDULE_DAYS, PagerDutyCollector
 from collectors.pagerduty.demo import (ADA, EXPECTED, PagerDutyWorld, Rotation, acme_world,
                                        escalation_policy, incident, schedule, serve, service,
-                                       start_demo, target, user)
+                                       start_demo, target, user, with_escalation_gaps)
 from collectors.pagerduty.source import (ESCALATION_POLICIES, INCIDENTS, SCHEDULES, SERVICES,
                                          USERS, Config, scope_of)
 from controls import catalog_by_id
@@ -330,7 +330,8 @@ def test_one_schedule_failing_errs_only_that_schedule(world: PagerDutyWorld, ser
     assert by["schedule:PSCTM02"] is Status.ERROR
     assert by["user:PADA001"] is Status.PASS and by["user:PGRC002"] is Status.PASS
     assert notify.status is Status.ERROR      # Margaret is on the schedule that was not read
-    assert evaluate("pagerduty.escalation_depth", ev).status is Status.FAIL
+    assert evaluate("pagerduty.escalation_depth", ev).status.value == EXPECTED[
+        "pagerduty.escalation_depth"]          # the policies were read whole: judged as ever
 
 
 def test_a_failed_policies_read_leaves_the_schedules_unknown(
@@ -488,6 +489,18 @@ def test_ssl_cert_file_is_the_standard_way_to_trust_a_ca(
 
 # -- the demo ----------------------------------------------------------------------------------
 
+def test_a_first_level_without_targets_and_a_policy_that_never_escalates_fail(
+        world: PagerDutyWorld, server: LocalServer, tls: DemoTls, clock: FakeClock) -> None:
+    """Through the collector: the two escalation failures the demo does not show."""
+    ev = collect(with_escalation_gaps(world), server, tls, clock)
+    failing = {cid: sorted(f.resource for f in evaluate(cid, ev).findings
+                           if f.status is Status.FAIL)
+               for cid in ("pagerduty.services_escalation", "pagerduty.escalation_depth")}
+    assert failing == {"pagerduty.services_escalation": ["service:PSVPT04"],
+                       "pagerduty.escalation_depth": ["escalation_policy:PEPGS03"]}
+    assert statuses(ev)["pagerduty.services_escalation"] == "fail"
+
+
 def test_demo_expected_statuses_match_the_engine() -> None:
     demo = start_demo(NOW)
     try:
@@ -501,8 +514,8 @@ def test_demo_expected_statuses_match_the_engine() -> None:
         failing = {cid: sorted(f.resource for f in r.findings if f.status is Status.FAIL)
                    for cid, r in got.items()}
         assert failing == {
-            "pagerduty.services_escalation": ["service:PSVPT04"],
-            "pagerduty.escalation_depth": ["escalation_policy:PEPGS03"],
+            "pagerduty.services_escalation": [],
+            "pagerduty.escalation_depth": [],
             "pagerduty.schedule_coverage": ["schedule:PSCTM02"],
             "pagerduty.oncall_notifiable": ["user:PMAR004"],
             "pagerduty.incident_acknowledged": ["incident:PINC103", "incident:PINC104"],
