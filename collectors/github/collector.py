@@ -194,11 +194,18 @@ class GithubCollector:
         with ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="attest-github") as pool:
             futures = {name: pool.submit(guard, name, read) for name, read in reads.items()}
             got = {name: f.result() for name, f in futures.items()}
-        repos = got[REPOS]
-        archived = set(repos.payload["archived_skipped"]) if repos.state.known else set()
-        alerts = got[DEPENDABOT]
+        repos, alerts = got[REPOS], got[DEPENDABOT]
         if alerts.state.known and isinstance(alerts.payload, list):   # archived repos are out of scope
-            alerts = replace(alerts, payload=[a for a in alerts.payload if _repo_of(a) not in archived])
+            if repos.state.known:
+                archived = set(repos.payload["archived_skipped"])
+                alerts = replace(alerts, payload=[a for a in alerts.payload
+                                                  if _repo_of(a) not in archived])
+            elif not self.config.include_archived:
+                # which repositories are archived is unknown: the alerts cannot be scoped, and
+                # judging them anyway would fail on repositories that are out of scope
+                alerts = replace(alerts, state=EvidenceState.ERROR, payload=None,
+                                 detail=f"the repositories could not be listed, so the archived "
+                                        f"ones cannot be left out: {repos.detail}")
         got[DEPENDABOT] = alerts
         for name in self.produces:
             if name in got:

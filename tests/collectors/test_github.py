@@ -178,6 +178,32 @@ def test_archived_repos_are_skipped_unless_configured(server: Any) -> None:
     assert statuses(included)["github.changes_reviewed"] is Status.FAIL
 
 
+def test_an_unreadable_repository_list_leaves_the_alerts_unjudged_not_failed() -> None:
+    """Without the repository list, which repositories are archived (out of scope) is unknown:
+    the alerts are `error`, never judged as if the archived ones counted, and the other reads
+    keep their verdicts."""
+    from werkzeug.wrappers import Response
+
+    from collectors.github.demo import FakeGithub
+    w = world(repos=[Repo("live", protection=Protection()), Repo("attic", archived=True)],
+              alerts=[Alert(1, "attic", "critical", NOW - timedelta(days=100))])
+    w.tokens[TOKEN] = OWNER
+    app = FakeGithub(w)
+
+    def repos_down(environ: dict, start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/orgs/acme/repos":
+            return Response("{}", 500, mimetype="application/json")(environ, start_response)
+        return app(environ, start_response)
+    with LocalServer(repos_down) as url:
+        records = collect(url, max_retries=0)
+    assert records["github.repos"].state is EvidenceState.ERROR
+    alerts = records["github.dependabot_alerts"]
+    assert alerts.state is EvidenceState.ERROR and "archived" in alerts.detail
+    result = statuses(records)
+    assert result["github.vulnerability_sla"] is Status.ERROR
+    assert result["github.branch_review_required"] is Status.PASS
+
+
 def test_look_back_starts_at_the_previous_scan_and_is_capped(server: Any) -> None:
     w = world(repos=[Repo("api")],
               pulls=[Pull("api", n, "alice", NOW - timedelta(days=d), [Review("bob", NOW - timedelta(days=d + 1))])
