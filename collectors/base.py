@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, ClassVar, Iterator, Protocol
 
 from pydantic import BaseModel
@@ -47,6 +47,14 @@ class CollectContext:
     # a narrowed run (--controls): the evidence names its controls read; None = everything.
     # A collector may skip what is not wanted (AWS does); collecting more is never wrong.
     wanted: frozenset[str] | None = None
+
+    def since(self, name: str, scope: str, days: int) -> datetime:
+        """Where the look-back window of an event list (merged pulls, incidents, the System Log)
+        starts: the last time ``name`` was read successfully, so that a failed night leaves no
+        hole, but at most ``days`` before now."""
+        since = self.now - timedelta(days=days)
+        last_ok = self.last_collected(name, scope)
+        return last_ok if last_ok is not None and last_ok > since else since
 
     def evidence(self, name: str, scope: str, payload: Any = None, *,
                  state: EvidenceState = EvidenceState.OK, detail: str = "",

@@ -13,7 +13,6 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 from urllib.parse import quote
@@ -154,12 +153,7 @@ class GithubCollector:
         gql = Graphql(lambda text, variables, needs: self.http.call(self._request(
             req, "POST", req.graphql_url, needs, input={"query": text, "variables": variables})))
         until = ctx.now
-        since = until - timedelta(days=self.config.changes_lookback_days)
-        # since the last scan that read the merged pulls successfully (a failed night must not
-        # leave a hole in the window), at most changes_lookback_days back
-        last_ok = ctx.last_collected(PULLS, self.scope)
-        if last_ok is not None and last_ok > since:
-            since = last_ok
+        since = ctx.since(PULLS, self.scope, self.config.changes_lookback_days)
 
         reads: dict[str, Callable[[], Evidence]] = {
             MEMBERS_2FA: lambda: self._rest_list(

@@ -15,7 +15,6 @@ kept. The events are Okta's LogEvent objects as sent. Payload::
 """
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from attest.model import Evidence, EvidenceState, isoformat
@@ -50,10 +49,7 @@ async def read_system_log(ctx: CollectContext, reader: OktaReader, config: Confi
                           scope: str) -> Evidence:
     """The ``okta.system_log`` record; a 401 propagates (every Okta record is then denied)."""
     until = ctx.now
-    since = until - timedelta(days=config.access_lookback_days)
-    last_ok = ctx.last_collected(NAME, scope)
-    if last_ok is not None and last_ok > since:
-        since = last_ok
+    since = ctx.since(NAME, scope, config.access_lookback_days)
     types = LIFECYCLE + (MEMBERSHIP if config.access_groups else ())
     params = {"since": isoformat(since), "until": isoformat(until), "filter": event_filter(types),
               "limit": PAGE_SIZE, "sortOrder": "ASCENDING"}

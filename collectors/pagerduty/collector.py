@@ -134,12 +134,7 @@ class PagerDutyCollector:
 
     def _incidents(self, ctx: CollectContext, reader: PagerDutyReader) -> Evidence:
         until = ctx.now
-        since = until - timedelta(days=self.config.incident_lookback_days)
-        # since the last scan that read the incidents successfully (a failed night must not leave
-        # a hole in the window), at most incident_lookback_days back
-        last_ok = ctx.last_collected(INCIDENTS, self.scope)
-        if last_ok is not None and last_ok > since:
-            since = last_ok
+        since = ctx.since(INCIDENTS, self.scope, self.config.incident_lookback_days)
         params = {"since": isoformat(since), "until": isoformat(until), "time_zone": "UTC",
                   "urgencies[]": ["high"], "statuses[]": ["triggered", "acknowledged", "resolved"]}
         request: dict[str, Any] = {"method": "GET", "path": "/incidents", "params": params}
