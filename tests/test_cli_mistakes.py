@@ -418,7 +418,7 @@ def test_sigterm_during_a_scan_stops_at_once_and_keeps_the_evidence(tmp_path: Pa
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, "".join(seen) + rest
     waited = time.monotonic() - t0
-    assert waited < 10, f"waited {waited:.1f}s for reads in flight"   # a GitHub read takes >= 2 s each
+    assert waited < 2, f"waited {waited:.1f}s for reads in flight"   # a GitHub read takes >= 2 s each
     lines = one_error_line("".join(seen) + rest)
     assert len(lines) == 1 and lines[0].startswith("attest: stopped (SIGTERM); no bundle was written; the ")
     folder = tmp_path / "attest-demo"

@@ -28,8 +28,9 @@ def test_json_logs_are_one_object_a_line_with_every_call(config: Path,
     captured = capsys.readouterr()
     results = json.loads(captured.out)
     lines = [line for line in captured.err.splitlines() if line.strip()]
-    records = [json.loads(line) for line in lines if line.startswith("{")]
-    assert len(records) == len([line for line in lines if not line.startswith(("bundle:", "report:", "exit "))])
+    records = [json.loads(line) for line in lines]     # every line on stderr is a JSON record
+    said = {r["message"].split(":", 1)[0] for r in records if r["logger"] == "attest.cli"}
+    assert {"bundle", "report", "exit 1"} <= said        # where the bundle is, and the exit code
     calls = [r for r in records if r["logger"] == "attest.calls"]
     assert len(calls) > 10
     for r in calls:
@@ -57,3 +58,12 @@ def test_text_logs_stay_quiet_and_the_bundle_keeps_every_call(config: Path,
     assert "attest.calls: aws " in capsys.readouterr().err
     assert main(["scan", "--log-format", "yaml"]) == 2
     assert "invalid choice: 'yaml'" in capsys.readouterr().err
+
+
+def test_with_json_logs_an_error_is_a_json_record_too(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A nightly job reading stderr as JSON lines gets its error as one record, not plain text."""
+    assert main(["history", "--log-format", "json", "--dir", str(tmp_path / "nowhere")]) == 2
+    record, = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert record["level"] == "ERROR" and record["message"].startswith("attest: error: ")
+    assert "nowhere" in record["message"]

@@ -21,7 +21,7 @@ import sys
 from typing import Any, Iterator, NoReturn, Sequence
 
 from attest import __version__
-from attest.cli.common import Parser, global_options
+from attest.cli.common import Parser, global_options, tell
 from attest.errors import AttestError, UsageError
 
 log = logging.getLogger("attest")
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = None
+    args = logged = None
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -94,11 +94,12 @@ def _main(argv: Sequence[str] | None) -> int:
                              f"(see `{name} --help`)")
         from attest.logs import setup
         setup(args.verbose, args.log_format)
+        logged = args            # from here, --log-format json turns these lines into records
         code = int(args.func(args))
         sys.stdout.flush()          # here, where a closed pipe is caught, not at interpreter exit
         return code
     except AttestError as exc:
-        print(f"attest: error: {exc}", file=sys.stderr)
+        tell(logged, f"attest: error: {exc}", logging.ERROR)
         return exc.exit_code
     except BrokenPipeError:
         _quiet_stdout()
@@ -110,12 +111,12 @@ def _main(argv: Sequence[str] | None) -> int:
         line = f"attest: {how}; no bundle was written" if scan else f"attest: {how}"
         if kept:
             line += f"; the {kept[0]} evidence files collected so far are kept in {kept[1]}"
-        print(line, file=sys.stderr)
+        tell(logged, line, logging.ERROR)
         return 130
     except Exception as exc:  # a bug: one line for the nightly log, the traceback with -v
         log.debug("internal error", exc_info=True)
-        print(f"attest: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
-              file=sys.stderr)
+        tell(logged, f"attest: internal error: {type(exc).__name__}: {exc} (run with -v for "
+                     "details)", logging.ERROR)
         return 4
 
 

@@ -19,6 +19,17 @@ from attest.errors import UsageError
 
 log = logging.getLogger("attest")
 
+
+def tell(args: argparse.Namespace | None, line: str, level: int = logging.INFO) -> None:
+    """A line for the person (or job) running attest, on stderr: plain text, or with
+    ``--log-format json`` one JSON log record like every other line, so that the stream stays
+    one JSON object a line."""
+    if args is not None and getattr(args, "log_format", "text") == "json":
+        logging.getLogger("attest.cli").log(level, "%s", line)
+    else:
+        import sys
+        print(line, file=sys.stderr)
+
 DEMO_DIR = Path("attest-demo")      # where ``attest scan --demo`` writes, relative to the cwd
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attest.cli.common import DEMO_DIR, add_command, config_path, writable_folder
+from attest.cli.common import DEMO_DIR, add_command, config_path, tell, writable_folder
 from attest.errors import AttestError, UsageError
 
 if TYPE_CHECKING:
@@ -158,18 +158,21 @@ def _finish(args: argparse.Namespace, config: Any, outcome: Any, where: str, *, 
         sys.stdout.flush()
     except BrokenPipeError as exc:   # `| head`: the bundle is written; still say where it is
         closed = exc
-    print(f"bundle: {outcome.bundle}\nreport: {outcome.bundle / 'report.html'}", file=sys.stderr)
+    tell(args, f"bundle: {outcome.bundle}")
+    tell(args, f"report: {outcome.bundle / 'report.html'}")
     if outcome.store_error:
-        print(f"attest: error: the bundle was not uploaded to {outcome.store} (kept in "
-              f"{outcome.bundle}; the next scan uploads it): {outcome.store_error}", file=sys.stderr)
+        tell(args, f"attest: error: the bundle was not uploaded to {outcome.store} (kept in "
+                   f"{outcome.bundle}; the next scan uploads it): {outcome.store_error}",
+             logging.ERROR)
     elif outcome.store:
-        print(f"store: {outcome.store}/{outcome.bundle.name}/", file=sys.stderr)
+        tell(args, f"store: {outcome.store}/{outcome.bundle.name}/")
     code = outcome.exit_code
     if args.fail_on == "regression" and not outcome.store_error:
         from attest.alerts import regressions
         regressed = regressions(outcome.previous, outcome.results)
         for change in regressed:
-            print(f"regression: {change.id}: {change.before} -> {change.after}", file=sys.stderr)
+            tell(args, f"regression: {change.id}: {change.before} -> {change.after}",
+                 logging.WARNING)
         code = 1 if regressed else 0
         meaning = "a control regressed since the previous scan" if regressed else \
             "no control regressed since the previous scan"
@@ -181,12 +184,12 @@ def _finish(args: argparse.Namespace, config: Any, outcome: Any, where: str, *, 
             meaning += ", as the demo intends"
     if closed is not None:
         from attest.cli import CLOSED_PIPE
-        print(f"exit {CLOSED_PIPE}: stdout was closed before the results were printed (the scan "
-              f"itself: exit {code}, {meaning})", file=sys.stderr)
+        tell(args, f"exit {CLOSED_PIPE}: stdout was closed before the results were printed (the "
+                   f"scan itself: exit {code}, {meaning})")
         raise closed
-    print(f"exit {code}: {meaning}", file=sys.stderr)
+    tell(args, f"exit {code}: {meaning}")
     if demo and out is not None and public_key is not None:
-        print(demo_next_steps(out, public_key, outcome.bundle.name), file=sys.stderr)
+        tell(args, demo_next_steps(out, public_key, outcome.bundle.name))
     return code
 
 
@@ -218,10 +221,10 @@ def _cmd_shard(args: argparse.Namespace, path: str | None) -> int:
     with progress_reporter() as step:
         outcome = run_shard(config, shard, out_dir=out, progress=step)
     covered = outcome.manifest["units"]["covered"]
-    print(f"shard: {outcome.folder}\nunits: {', '.join(covered) or 'none'} "
-          f"({len(covered)} of {len(outcome.manifest['units']['all'])})", file=sys.stderr)
-    print(f"exit 0: shard {shard.name} written; `attest merge` seals the night's shards",
-          file=sys.stderr)
+    tell(args, f"shard: {outcome.folder}")
+    tell(args, f"units: {', '.join(covered) or 'none'} "
+               f"({len(covered)} of {len(outcome.manifest['units']['all'])})")
+    tell(args, f"exit 0: shard {shard.name} written; `attest merge` seals the night's shards")
     return 0
 
 

@@ -31,6 +31,9 @@ class RequestLog:
             return sum(1 for e in self.entries if predicate(e))
 
 
+POLL_S = 0.05   # how often a fake's serve loop looks whether it was asked to stop
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:  # the RequestLog keeps requests
         pass
@@ -90,7 +93,9 @@ class LocalServer:
         # stop() must not wait for handler threads: a client's kept-alive connection (or a read
         # abandoned by a stopped scan) would hold it until the client goes away
         self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll: stop() (and so a stopped scan) waits at most that long for the loop
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_S,),
+                                        daemon=True)
         self._thread.start()
         scheme = "https" if self.ssl_context is not None else "http"
         self.url = f"{scheme}://127.0.0.1:{self._server.server_port}"

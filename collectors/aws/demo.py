@@ -41,6 +41,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from attest.demo import DemoSource
+from attest.demo.http import POLL_S
 from collectors.aws.demo_gaps import GAPS
 from collectors.aws.session import pin_endpoint_host
 
@@ -112,8 +113,9 @@ class MotoServer:
         app = cluster_versions_app(GAPS.wrap(DomainDispatcherApplication(create_backend_app)))
         self._server = make_server("127.0.0.1", 0, app, threaded=True,
                                    request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="attest-moto")
+        self._server.block_on_close = False   # as attest.demo.http.LocalServer: stop at once
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_S,),
+                                        daemon=True, name="attest-moto")
         self._thread.start()
         self.url = f"http://127.0.0.1:{self._server.server_port}"
 
