@@ -264,12 +264,18 @@ def _check_control_params(model: Any, node: yaml.Node | None, name: str) -> None
                                   key=f"controls.{cid}.{pname}")
 
 
+def config_file(config_arg: str | None) -> str | None:
+    """The config file a command uses: ``--config``, else ``$ATTEST_CONFIG`` (set but empty, as
+    ``ATTEST_CONFIG=$UNSET_VAR`` makes it, counts as unset), else None."""
+    return config_arg or os.environ.get("ATTEST_CONFIG") or None
+
+
 def output_dir_for(dir_arg: str | None, config_arg: str | None) -> Path:
     """The output folder a command works on: ``--dir``, else the config's (``--config`` or
     ``$ATTEST_CONFIG``; with neither, the default ``./evidence``)."""
     if dir_arg:
         return Path(dir_arg)
-    return load_config(config_arg or os.environ.get("ATTEST_CONFIG")).output_dir
+    return load_config(config_file(config_arg)).output_dir
 
 
 def location_for(dir_arg: str | None, config_arg: str | None) -> str | Path:
@@ -277,5 +283,5 @@ def location_for(dir_arg: str | None, config_arg: str | None) -> str | Path:
     the config's S3 store when it names one, else its output folder."""
     if dir_arg:
         return dir_arg if dir_arg.startswith("s3://") else Path(dir_arg)
-    config = load_config(config_arg or os.environ.get("ATTEST_CONFIG"))
+    config = load_config(config_file(config_arg))
     return config.model.store or config.output_dir

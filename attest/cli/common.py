@@ -83,7 +83,8 @@ def add_dir(p: argparse.ArgumentParser, *, store: bool = True, alias: str | None
 
 def config_path(args: argparse.Namespace) -> str | None:
     """``--config``, else ``$ATTEST_CONFIG`` (empty counts as unset), else None."""
-    return getattr(args, "config", None) or os.environ.get("ATTEST_CONFIG") or None
+    from attest.config import config_file
+    return config_file(getattr(args, "config", None))
 
 
 def need_config(args: argparse.Namespace, command: str, what: str) -> str:

@@ -239,6 +239,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         raise UsageError(f"--dir {args.dir}: the shards and the bundle are in a local folder; "
                          "name the S3 store with store: in the config")
     out = Path(args.dir) if args.dir else config.output_dir
+    if args.dir and not out.is_dir() and not args.wait:   # a wrong path, not a missing night
+        raise UsageError(f"--dir {args.dir}: no such folder, so no shards to merge")
     writable_folder(out, f"--dir {args.dir}" if args.dir else f"output folder {out}")
     if args.wait:
         night = night_of(utcnow())
