@@ -27,14 +27,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from attest.logs import api_call
 from attest.model import EvidenceState
 from collectors.aws.specs import iam_action
+from collectors.aws_errors import NO_ANSWER, classify
 
 SessionFactory = Callable[..., boto3.Session]
 
-DENIED_CODES = frozenset({
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
-    "AuthorizationError", "AuthFailure", "InvalidClientTokenId", "ExpiredToken",
-    "UnrecognizedClientException", "SignatureDoesNotMatch",
-})
 # Paging bookkeeping dropped when pages are merged into one answer.
 TOKEN_KEYS = frozenset({"NextToken", "nextToken", "Marker", "NextMarker", "IsTruncated",
                         "Truncated", "ContinuationToken", "NextContinuationToken"})
@@ -46,8 +42,6 @@ RETRIES = {"mode": "adaptive", "max_attempts": 10}
 # so a dead endpoint costs seconds, not the minute ten adaptive attempts take.
 FIRST_CONTACT = {"mode": "standard", "max_attempts": 3}
 CONNECT_TIMEOUT = 5
-NO_ANSWER = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
-             "ReadTimeoutError", "ProxyConnectionError", "SSLError")
 
 
 class CallFailed(Exception):
@@ -67,20 +61,8 @@ class CallFailed(Exception):
 
 
 def failure(exc: Exception, action: str, what: str = "") -> CallFailed:
-    """Classify an SDK exception: AccessDenied-like codes and HTTP 401/403 are ``denied``."""
-    where = f" ({what})" if what else ""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = err.get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = err.get("Message", "") or str(exc)
-        if code in DENIED_CODES or status in (401, 403):
-            return CallFailed(EvidenceState.DENIED,
-                              f"{action} was denied{where}: {code}: {message}")
-        return CallFailed(EvidenceState.ERROR, f"{action} failed{where}: {code}: {message}")
-    if type(exc).__name__ in NO_ANSWER:
-        return CallFailed(EvidenceState.UNREACHABLE, f"{action}: no answer{where}: {exc}")
-    return CallFailed(EvidenceState.ERROR, f"{action} failed{where}: {type(exc).__name__}: {exc}")
+    """Classify an SDK exception (see :func:`collectors.aws_errors.classify`)."""
+    return CallFailed(*classify(exc, action, what))
 
 
 def error_code(exc: Exception) -> str:

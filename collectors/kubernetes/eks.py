@@ -41,25 +41,7 @@ def describe(session: Any, cluster: str, region: str) -> dict[str, Any]:
     return eks.describe_cluster(name=cluster)["cluster"]
 
 
-DENIED = ("AccessDenied", "AccessDeniedException", "UnrecognizedClientException",
-          "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch")
-NO_ANSWER = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
-             "ReadTimeoutError", "ProxyConnectionError", "SSLError")
-
-
 def failure(exc: Exception, name: str, region: str) -> tuple[EvidenceState, str]:
     """The evidence state and detail of an AWS call for an EKS cluster that failed."""
-    where = f"eks:DescribeCluster ({name} in {region})"
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error") or {}
-        code, message = error.get("Code", ""), error.get("Message", "") or str(exc)
-        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        if code in DENIED or status in (401, 403):
-            return EvidenceState.DENIED, f"{where} was denied: {code}: {message}"
-        return EvidenceState.ERROR, f"{where} failed: {code}: {message}"
-    if type(exc).__name__ in NO_ANSWER:
-        return EvidenceState.UNREACHABLE, f"{where}: no answer: {exc}"
-    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
-        return EvidenceState.DENIED, f"{where}: no AWS credentials: {exc}"
-    return EvidenceState.ERROR, f"{where} failed: {type(exc).__name__}: {exc}"
+    from collectors.aws_errors import classify   # botocore: only when an EKS cluster is read
+    return classify(exc, f"eks:DescribeCluster ({name} in {region})")
