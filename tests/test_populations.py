@@ -186,6 +186,11 @@ def test_access_is_the_okta_events_of_the_period(history, export):
         assert row["published"] == isoformat(e["at"])
         assert row["group_or_role"] == (e["group"] or e["role"] or ""), uuid
         assert row["actor"] == "alice.ng@acmerockets.example"
+        # the evidence behind the row: the bundle's okta.system_log file, with its manifest sha256
+        assert row["evidence_file"].startswith("evidence/okta/"), uuid
+        assert row["evidence_file"].endswith("/okta.system_log.json"), uuid
+        manifest = {f["path"]: f["sha256"] for f in read_manifest(history["out"] / bundle)["files"]}
+        assert row["evidence_sha256"] == manifest[row["evidence_file"]], uuid
     assert len(got) == 8
     by_type = {(r["event"], r["user"].split("@")[0]): r for r in got.values()}
     assert by_type[("user deactivated", "zoe.muller")]["bundle"] == _scan(history, 12)["bundle"].name

@@ -108,6 +108,17 @@ def test_no_admin_policies_judges_the_default_version_and_inline_policies():
                    f"arn:aws:iam::{ACCT}:role/break-glass#all": "inline policy allows * on *: Everything"}
 
 
+def test_no_admin_policies_unread_details_are_an_error_never_a_pass():
+    denied = make("aws.iam.authorization_details", None, state="denied",
+                  detail="iam:GetAccountAuthorizationDetails was denied")
+    assert status("aws.iam.no_admin_policies", [denied]) == "error"
+    # a listing broken off after its first page: what was read is judged, the control is error
+    partial = details(policies=[("deploy", SCOPED)])[0]
+    partial = make("aws.iam.authorization_details", partial.payload, state="partial",
+                   detail="page 2 of GetAccountAuthorizationDetails failed")
+    assert status("aws.iam.no_admin_policies", [partial]) == "error"
+
+
 def test_no_admin_policies_allowed_list_and_lookalikes():
     not_admin = {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"},
                                {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},

@@ -56,6 +56,18 @@ def test_no_public_buckets():
         "arn:aws:s3:::site": "ACL grants READ to AllUsers; ACL grants WRITE_ACP to AllUsers"}
 
 
+def test_no_public_buckets_a_grant_to_any_aws_account_is_public_too():
+    """AuthenticatedUsers is every AWS account in the world, not the company's users."""
+    authenticated = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+    record = acls(("b", []))
+    record.payload["Buckets"][0]["GetBucketAcl"]["Grants"].append(
+        {"Grantee": {"Type": "Group", "URI": authenticated}, "Permission": "READ"})
+    result = evaluate("aws.s3.no_public_buckets", [policies(("b", None, False)), record])
+    assert result.status.value == "fail"
+    assert {f.resource: f.detail for f in result.findings} == {
+        "arn:aws:s3:::b": "ACL grants READ to AuthenticatedUsers"}
+
+
 def test_no_public_buckets_one_unreadable_bucket_is_an_error_the_rest_judged():
     partial = policies(("a", None, False), state="partial",
                        unknown={"arn:aws:s3:::b": "s3:GetBucketPolicy was denied (bucket b)"})
