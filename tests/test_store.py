@@ -18,7 +18,7 @@ from attest.cli import main
 from attest.config import load_config
 from attest.manifest import verify
 from attest.scan import run_scan
-from attest.store import list_bundles
+from attest.store import bundle_time, list_bundles
 from tests.collectors.aws_fixtures import DenyingProxy
 from tests.conftest import NOW
 from tests.test_signing import rewrite_results, write_key
@@ -179,7 +179,8 @@ def test_export_from_the_store_equals_export_from_a_local_copy(s3, tmp_path: Pat
 
 
 def test_report_history_diff_and_evaluate_read_the_store(s3, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     locked_bucket(s3)
     config = store_config(tmp_path, s3.url)
     one, two = scan(config).bundle.name, scan(config, days=1).bundle.name
@@ -201,6 +202,26 @@ def test_report_history_diff_and_evaluate_read_the_store(s3, tmp_path: Path,
     assert json.loads((tmp_path / "fresh.json").read_text())["scan"]["re_evaluated_from"] == two
     assert main(["evaluate", f"{store_url}/20200101T000000Z", "--config", str(config)]) == 2
     assert "no such bundle in the store" in capsys.readouterr().err
+    # without --config: the config named by $ATTEST_CONFIG, or else the plain AWS environment
+    # (AWS_ENDPOINT_URL_S3 as for any S3 client) reaches the store
+    monkeypatch.setenv("ATTEST_CONFIG", str(config))
+    assert main(["history", "--dir", store_url, "--json"]) == 0
+    assert [r["bundle"] for r in json.loads(capsys.readouterr().out)] == [one, two]
+    monkeypatch.delenv("ATTEST_CONFIG")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert main(["history", "--dir", store_url, "--json"]) == 0
+    assert [r["bundle"] for r in json.loads(capsys.readouterr().out)] == [one, two]
+    # export straight from the store (--dir s3://...), and never --out into it
+    day = bundle_time(two).date().isoformat()
+    first_day = bundle_time(one).date().isoformat()
+    assert main(["export", "--dir", store_url, "--from", first_day, "--to", day,
+                 "--out", str(tmp_path / "from-store.zip")]) == 0
+    assert (tmp_path / "from-store.zip").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["report", store_url, "--out", f"{store_url}/x.html"]) == 2
+    assert main(["export", "--dir", store_url, "--from", first_day, "--to", day,
+                 "--out", f"{store_url}/x.zip"]) == 2
 
 
 def test_a_failed_upload_loses_nothing_and_the_next_scan_catches_up(
