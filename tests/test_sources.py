@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -26,10 +27,8 @@ def rule_ids(module: str) -> set[str]:
     return {cid for cid, fn in load_rules().items() if fn.__module__ == module}
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_source_entry_is_complete(name: str) -> None:
-    source = sources()[name]
-    assert isinstance(source, Source) and source.name == name
+def check_entry(source: Source) -> None:
+    name = source.name
     assert (ROOT / "collectors" / name / "source.py").is_file(), f"{name}: no collectors/{name}/source.py"
     assert source.produces, f"{name}: declares no evidence"
     assert all(e.split(".")[0] == name for e in source.produces), f"{name}: evidence of another source"
@@ -40,9 +39,8 @@ def test_source_entry_is_complete(name: str) -> None:
     source.config.model_json_schema()   # a pydantic model
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_source_has_a_catalog_and_a_rule_for_every_control(name: str) -> None:
-    source = sources()[name]
+def check_catalog_and_rules(source: Source) -> None:
+    name = source.name
     assert source.catalog_path.is_file(), f"{name}: no catalog file {source.catalog_path.name}"
     entries = yaml.safe_load(source.catalog_path.read_text(encoding="utf-8")) or []
     ids = {e["id"] for e in entries}
@@ -54,31 +52,63 @@ def test_source_has_a_catalog_and_a_rule_for_every_control(name: str) -> None:
     assert registered - ids == set(), f"{name}: rules without a control: {sorted(registered - ids)}"
 
 
+def check_reads(source: Source, controls: list[Any]) -> None:
+    for control in controls:
+        missing = set(control.evidence) - set(source.produces)
+        assert not missing, (f"{source.name}: {control.id} reads {sorted(missing)}, which its "
+                             "collector never produces")
+
+
+def check_demo(source: Source) -> None:
+    assert source.demo, f"{source.name}: no demo (Source.demo)"
+    start = load(source.demo)
+    assert callable(start), f"{source.name}: {source.demo} is not a function"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_source_entry_is_complete(name: str) -> None:
+    source = sources()[name]
+    assert isinstance(source, Source) and source.name == name
+    check_entry(source)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_source_has_a_catalog_and_a_rule_for_every_control(name: str) -> None:
+    check_catalog_and_rules(sources()[name])
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_source_rules_read_only_what_its_collector_produces(name: str) -> None:
-    source = sources()[name]
-    for control in (c for c in load_catalog() if c.source == name):
-        missing = set(control.evidence) - set(source.produces)
-        assert not missing, f"{name}: {control.id} reads {sorted(missing)}, which its collector never produces"
+    check_reads(sources()[name], [c for c in load_catalog() if c.source == name])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_source_has_a_demo(name: str) -> None:
-    source = sources()[name]
-    assert source.demo, f"{name}: no demo (Source.demo)"
-    start = load(source.demo)
-    assert callable(start), f"{name}: {source.demo} is not a function"
+    check_demo(sources()[name])
 
 
 def test_a_missing_piece_is_named(tmp_path: Path) -> None:
-    """The checks above fail, naming the source, when a piece is missing."""
+    """The checks above fail, naming the source and the piece, when a piece is missing."""
     from dataclasses import replace
-    aws = sources()["aws"]
-    broken = replace(aws, name="widget", catalog=tmp_path / "widget.yaml", rules=(), demo=None)
-    assert not broken.catalog_path.is_file()
-    assert broken.rule_modules == ()
+    from types import SimpleNamespace
+    broken = replace(sources()["aws"], name="widget", catalog=tmp_path / "widget.yaml", rules=(),
+                     demo=None)
+
+    def failure(check: Any, *args: Any) -> str:
+        with pytest.raises(AssertionError) as caught:
+            check(broken, *args)
+        return str(caught.value).splitlines()[0]
+    assert failure(check_entry) == "widget: no collectors/widget/source.py"
+    assert failure(check_catalog_and_rules) == "widget: no catalog file widget.yaml"
     (tmp_path / "widget.yaml").write_text("- {id: widget.thing}\n")
-    assert rule_ids("controls.rules.okta") and not ({"widget.thing"} & rule_ids("controls.rules.okta"))
+    assert failure(check_catalog_and_rules) == "widget: no rule module controls/rules/widget*.py"
+    with_rules = replace(broken, rules=("controls.rules.okta",))
+    with pytest.raises(AssertionError, match=r"widget: controls without a rule: \['widget.thing'\]"):
+        check_catalog_and_rules(with_rules)
+    thing = SimpleNamespace(id="widget.thing", evidence=("widget.gizmos",))
+    assert failure(check_reads, [thing]) == \
+        "widget: widget.thing reads ['widget.gizmos'], which its collector never produces"
+    assert failure(check_demo) == "widget: no demo (Source.demo)"
 
 
 def test_new_source_touches_one_registry_line() -> None:
