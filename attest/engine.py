@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, Sequence
 
 from attest.model import STATUS_ORDER, ControlResult, Evidence, Finding, Status, errored
 from controls import Control
@@ -23,15 +23,32 @@ from controls.rules import EvidenceView, load_rules
 log = logging.getLogger("attest.engine")
 
 
+class EvidenceStore(Protocol):
+    """Evidence kept outside memory (the files of the bundle being built): the engine asks for
+    the records of one control's evidence names at a time, so what is held while judging is one
+    control's evidence, not the estate's."""
+
+    def select(self, names: frozenset[str]) -> list[Evidence]: ...
+
+
+Records = Sequence[Evidence] | EvidenceStore
+
+
+def _records_of(records: Records, names: frozenset[str]) -> list[Evidence]:
+    if hasattr(records, "select"):
+        return records.select(names)   # type: ignore[union-attr]
+    return [r for r in records if r.name in names]   # type: ignore[union-attr]
+
+
 def aggregate(findings: Iterable[Finding]) -> Status:
     statuses = {f.status for f in findings}
     return next((s for s in STATUS_ORDER[:4] if s in statuses), Status.NOT_APPLICABLE)
 
 
-def evaluate_control(control: Control, records: list[Evidence], params: dict[str, Any],
+def evaluate_control(control: Control, records: Records, params: dict[str, Any],
                      now: datetime, exceptions: Any = None) -> ControlResult:
-    declared = set(control.evidence)
-    mine = [r for r in records if r.name in declared]
+    declared = frozenset(control.evidence)
+    mine = _records_of(records, declared)
     findings: list[Finding] = []
     for name in sorted(declared - {r.name for r in mine}):
         findings.append(errored(f"{control.source}", f"no evidence '{name}' was collected"))
@@ -80,7 +97,7 @@ def skipped_control(control: Control, reason: str) -> ControlResult:
         remediation=control.remediation, description=control.description + f" ({reason})")
 
 
-def evaluate(controls: Iterable[Control], records: list[Evidence], params: dict[str, dict[str, Any]],
+def evaluate(controls: Iterable[Control], records: Records, params: dict[str, dict[str, Any]],
              now: datetime, skipped_sources: dict[str, str] | None = None,
              exceptions: Any = None) -> list[ControlResult]:
     """Evaluate every control; controls of a skipped source are reported as ``skipped``."""

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, Iterator
 
 
 class Status(StrEnum):
@@ -89,6 +89,24 @@ def canonical_json(obj: Any) -> bytes:
     The same state always hashes the same, so bundles of unchanged settings diff cleanly."""
     return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=_json_default)
             + "\n").encode("utf-8")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False, default=_json_default)
+
+
+def canonical_json_pieces(obj: Any, piece_size: int = 1 << 20) -> Iterator[bytes]:
+    """``canonical_json(obj)`` in pieces of about ``piece_size`` bytes (the same bytes, joined):
+    a large payload is written without being held whole as text."""
+    buffer: list[str] = []
+    size = 0
+    for chunk in _CANONICAL.iterencode(obj):
+        buffer.append(chunk)
+        size += len(chunk)
+        if size >= piece_size:
+            yield "".join(buffer).encode("utf-8")
+            buffer, size = [], 0
+    buffer.append("\n")
+    yield "".join(buffer).encode("utf-8")
 
 
 def sha256_bytes(data: bytes) -> str:

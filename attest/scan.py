@@ -11,6 +11,7 @@ code a scan ends with.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import io
 import json
@@ -47,7 +48,7 @@ class ScanOutcome:
     bundle: Path
     results: Results
     controls: list[ControlResult]
-    records: list[Evidence] = field(default_factory=list)
+    records: list[Evidence] = field(default_factory=list)   # without payloads: see the bundle
     previous: Results | None = None          # results of the bundle this one follows
     store_error: str | None = None           # the upload to the S3 store failed (kept locally)
     store: str | None = None                 # the S3 store URL, when there is one
@@ -244,6 +245,7 @@ def _collect_source(source: str, collector: Any, ctx: CollectContext,
             if ev.state is EvidenceState.UNREACHABLE:
                 unreachable.append(ev)
             sink(ev)
+            del ev   # written: its payload is not held while the collector reads on
         if count and len(unreachable) == count:   # nothing answered: one line, not one per record
             detail = next((e.detail for e in unreachable if "not tried" not in e.detail),
                           unreachable[0].detail)
@@ -271,31 +273,82 @@ def _collect(chosen: dict[str, tuple[Any, Collection[str] | None]], ctx: Collect
     try:
         futures = {s: pool.submit(_collect_source, s, c, ctx, sink, units, crash_scope(s))
                    for s, (c, units) in chosen.items()}
-        return {s: f.result() for s, f in futures.items()}
+        status = {s: f.result() for s, f in futures.items()}
     finally:   # on Ctrl-C or SIGTERM: no waiting for in-flight reads (they are abandoned)
         pool.shutdown(wait=False, cancel_futures=True)
+    _give_back_freed_memory()
+    return status
 
 
-class _Sink:
-    """Where collected evidence goes: written to the folder being built, kept for the engine."""
+def _give_back_freed_memory() -> None:
+    """What the collectors held is written out and let go of; hand the freed memory back to the
+    system before judging. glibc keeps what a thread freed in that thread's own arena, where the
+    engine (in another thread) cannot reuse it: without ``malloc_trim`` the payloads read while
+    collecting and those read back while judging would add up. Elsewhere a no-op."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc (macOS, musl): nothing to do
+        pass
+
+
+class StoredRecords:
+    """The evidence of the bundle being built, as the engine reads it: every record is kept in
+    memory without its payload, and the payloads are read back from the record's file in the
+    bundle when a control is judged (:class:`attest.engine.EvidenceStore`). Memory does not grow
+    with the estate, and every verdict is reached from the very bytes the manifest hashes."""
 
     def __init__(self, writer: BundleWriter) -> None:
         self.writer = writer
-        self.records: list[Evidence] = []
+        self._stubs: list[Evidence] = []
         self._lock = threading.Lock()
+
+    def add(self, ev: Evidence) -> None:
+        """``ev`` was written to the bundle: keep it without its payload."""
+        with self._lock:
+            self._stubs.append(dataclasses.replace(ev, payload=None))
+
+    def __len__(self) -> int:
+        return len(self._stubs)
+
+    def __iter__(self) -> Iterator[Evidence]:
+        """The records without their payloads (names, scopes, states, details)."""
+        return iter(list(self._stubs))
+
+    def __bool__(self) -> bool:
+        return bool(self._stubs)
+
+    def select(self, names: frozenset[str]) -> list[Evidence]:
+        with self._lock:
+            chosen = [s for s in self._stubs if s.name in names]
+        return [self._load(s) for s in chosen]
+
+    def _load(self, stub: Evidence) -> Evidence:
+        with open(self.writer.tmp / stub.path, encoding="utf-8") as fh:
+            return Evidence.from_json(json.load(fh))
+
+
+class _Sink:
+    """Where collected evidence goes: written to the folder being built, then kept for the
+    engine without its payload (:class:`StoredRecords`)."""
+
+    def __init__(self, writer: BundleWriter) -> None:
+        self.writer = writer
+        self.records = StoredRecords(writer)
 
     def __call__(self, ev: Evidence) -> None:
         if self.writer.closed:   # the scan stopped: a collector still running keeps nothing
             return
         self.writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
-        with self._lock:
-            self.records.append(ev)
+        self.records.add(ev)
         if not ev.state.known and ev.state is not EvidenceState.UNREACHABLE:
             log.warning("%s %s: %s %s", ev.name, ev.scope, ev.state.value, ev.detail)
 
 
 @contextlib.contextmanager
-def _kept_on_failure(writer: BundleWriter, records: list[Evidence],
+def _kept_on_failure(writer: BundleWriter, records: StoredRecords | list[Evidence],
                      what: str = "bundle") -> Iterator[None]:
     """A scan that does not complete never loses the evidence it collected, and never leaves
     it where it could look like a bundle (or a shard)."""
@@ -409,7 +462,7 @@ def prepare_seal(config: LoadedConfig, out: Path, *, allow_unsafe_store: bool = 
     return Seal(chain=Chain(out, store), signer=signer, store_claim=claim, synced=synced)
 
 
-def _conclude(writer: BundleWriter, records: list[Evidence], source_status: dict[str, Any],
+def _conclude(writer: BundleWriter, records: StoredRecords, source_status: dict[str, Any],
               skipped: dict[str, str], config: LoadedConfig, started: datetime,
               clock: Callable[[], datetime], capture: _LogCapture, exceptions: Any, seal: Seal,
               scan_id: str, demo: bool = False, selection: Selection = Selection()) -> ScanOutcome:
@@ -428,7 +481,7 @@ def _conclude(writer: BundleWriter, records: list[Evidence], source_status: dict
                             exceptions.to_json(started) if exceptions is not None else None)
     bundle, results, previous, store_error = _seal(writer, results, seal, config, started,
                                                    clock, capture)
-    return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=records,
+    return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=list(records),
                        previous=previous, store_error=store_error,
                        store=seal.chain.store.url if seal.chain.store is not None else None)
 
@@ -467,7 +520,7 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
             name = next_bundle_name(started, name)
         results = results.sealed(bundle=name, finished_at=clock())
         previous_results = chain.results(head[0]) if head else None
-        writer.write_bytes(RESULTS, results.to_bytes())
+        writer.write_json(RESULTS, results.to_json())   # = results.to_bytes(), written in pieces
         _write_report(writer, results, chain, signed=seal.signer is not None)
         log.info("scan %s finished: %s", name,
                  {s.value: n for s, n in results.summary.counts.items()})
@@ -581,7 +634,7 @@ def run_shard(config: LoadedConfig, shard: Any, *, out_dir: Path | None = None,
                 from attest.errors import UsageError
                 raise UsageError(f"{target}: shard {shard.name} of {night} was written meanwhile "
                                  "by another run") from None
-    return ShardOutcome(folder=folder, manifest=manifest, records=sink.records)
+    return ShardOutcome(folder=folder, manifest=manifest, records=list(sink.records))
 
 
 def run_merge(config: LoadedConfig, shards: list[Any], *, out_dir: Path | None = None,
@@ -609,13 +662,13 @@ def run_merge(config: LoadedConfig, shards: list[Any], *, out_dir: Path | None =
         seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
         _, skipped = plan_sources(config)
         writer = BundleWriter(out, started)
-        records: list[Evidence] = []
+        records = StoredRecords(writer)
         try:
             for shard in plan.shards:
                 for rel, data in shard.files():
                     if rel.startswith("evidence/"):
                         writer.write_bytes(rel, data)   # byte for byte: the same sha256
-                        records.append(Evidence.from_json(json.loads(data)))
+                        records.add(Evidence.from_json(json.loads(data)))
                     else:
                         writer.write_bytes(f"shards/{shard.name}/{rel}", data)
                 writer.write_bytes(f"shards/{shard.name}/shard.json", shard.manifest_bytes)
@@ -628,7 +681,7 @@ def run_merge(config: LoadedConfig, shards: list[Any], *, out_dir: Path | None =
                     ev = ctx.evidence(name, unit, None, state=EvidenceState.ERROR,
                                       detail=f"{unit} {why}")
                     writer.write_evidence(ev)
-                    records.append(ev)
+                    records.add(ev)
             outcome = _conclude(writer, records, plan.source_status(), skipped, config, started,
                                 utcnow, capture, exceptions, seal, scan_id)
         except BaseException:

@@ -7,6 +7,7 @@ folder that looks like a bundle.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest.errors import UsageError
-from attest.model import Evidence, canonical_json, sha256_bytes
+from attest.model import Evidence, canonical_json_pieces, sha256_bytes
 
 if TYPE_CHECKING:
     from attest.results import Results
@@ -82,6 +83,38 @@ class BundleWriter:
         self.digests: dict[str, tuple[str, int]] = {}  # relpath -> (sha256, size) of what was written
 
     def write_bytes(self, relpath: str, data: bytes) -> str:
+        target = self._claim(relpath)
+        with self._lock:
+            self.digests[relpath] = (sha256_bytes(data), len(data))
+        with open(target, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return relpath
+
+    def write_json(self, relpath: str, obj: Any) -> str:
+        """``canonical_json(obj)`` to ``relpath``, encoded and hashed piece by piece: a large
+        payload is never held a second (and third) time as one string and one bytes object."""
+        target = self._claim(relpath)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(target, "xb") as fh:
+                for piece in canonical_json_pieces(obj):
+                    digest.update(piece)
+                    size += len(piece)
+                    fh.write(piece)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            with self._lock:
+                self.digests.pop(relpath, None)
+            raise
+        with self._lock:
+            self.digests[relpath] = (digest.hexdigest(), size)
+        return relpath
+
+    def _claim(self, relpath: str) -> Path:
+        """The file ``relpath`` will be written to, reserved (write-once) under the lock."""
         target = (self.tmp / relpath).resolve()
         if not str(target).startswith(str(self.tmp.resolve()) + os.sep):
             raise ValueError(f"refusing to write outside the bundle: {relpath}")
@@ -90,16 +123,9 @@ class BundleWriter:
                 raise RuntimeError("the bundle was closed (the scan stopped)")
             if relpath in self.digests:
                 raise FileExistsError(f"evidence file written twice: {relpath}")
-            self.digests[relpath] = (sha256_bytes(data), len(data))
+            self.digests[relpath] = ("", 0)    # reserved; the digest follows once written
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return relpath
-
-    def write_json(self, relpath: str, obj: Any) -> str:
-        return self.write_bytes(relpath, canonical_json(obj))
+        return target
 
     def write_evidence(self, evidence: Evidence) -> str:
         return self.write_json(evidence.path, evidence.to_json())

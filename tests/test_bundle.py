@@ -165,3 +165,26 @@ def test_manifest_lists_exactly_the_files_on_disk(demo_scan) -> None:
     on_disk = {p.relative_to(b).as_posix(): file_sha256(p) for p in b.rglob("*") if p.is_file()}
     on_disk.pop("manifest.json")
     assert listed == on_disk
+
+
+def test_evidence_written_in_pieces_is_canonical_json_and_hashed_as_such(tmp_path: Path) -> None:
+    """Large payloads are encoded and hashed piece by piece (memory, issue 9): the file holds
+    exactly ``canonical_json`` of the record, and the digest the manifest takes is of those bytes."""
+    import hashlib
+    from datetime import datetime, timezone
+    from attest.model import Evidence, EvidenceState, canonical_json, canonical_json_pieces
+    from attest.store import BundleWriter
+    payload = {"users": [{"id": f"u{i}", "login": f"ü{i}@example.com", "at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                          "tags": {"b", "a"}, "n": i / 3} for i in range(3000)]}
+    ev = Evidence(name="okta.users", scope="okta:acme", state=EvidenceState.OK, payload=payload)
+    expected = canonical_json(ev.to_json())
+    assert b"".join(canonical_json_pieces(ev.to_json(), piece_size=4096)) == expected
+    pieces = list(canonical_json_pieces(ev.to_json(), piece_size=4096))
+    assert len(pieces) > 10 and max(map(len, pieces)) < 4096 + 1024
+    writer = BundleWriter(tmp_path, NOW)
+    rel = writer.write_evidence(ev)
+    assert (writer.tmp / rel).read_bytes() == expected
+    assert writer.digests[rel] == (hashlib.sha256(expected).hexdigest(), len(expected))
+    with pytest.raises(FileExistsError):
+        writer.write_evidence(ev)
+    assert writer.digests[rel] == (hashlib.sha256(expected).hexdigest(), len(expected))

@@ -89,3 +89,28 @@ def test_a_narrowed_run_collects_and_judges_only_what_was_selected(demo, tmp_pat
     aws_names = {p.stem for p in (outcome.bundle / "evidence" / "aws").rglob("*.json")}
     # the AWS collector reads only what aws.s3.encrypted needs (plus who and where it is)
     assert aws_names == {"aws.s3.buckets", "aws.sts.caller_identity", "aws.ec2.regions"}
+
+
+def test_the_engine_judges_the_stored_bytes_and_keeps_no_payload_in_memory(tmp_path: Path) -> None:
+    """Memory that does not grow with the estate (issue 9): once written, a record is kept
+    without its payload; the engine reads the payload back from the file the manifest hashes
+    (so a verdict is reached from exactly the bytes an auditor can check)."""
+    from datetime import datetime, timezone
+    from attest.model import Evidence, EvidenceState
+    from attest.scan import StoredRecords
+    from attest.store import BundleWriter
+    writer = BundleWriter(tmp_path, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    records = StoredRecords(writer)
+    for scope in ("x:b", "x:a"):
+        ev = Evidence(name="x.things", scope=scope, state=EvidenceState.OK,
+                      payload={"at": datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc), "scope": scope})
+        writer.write_evidence(ev)
+        records.add(ev)
+    other = Evidence(name="x.other", scope="x:a", state=EvidenceState.DENIED, detail="403")
+    writer.write_evidence(other)
+    records.add(other)
+    assert len(records) == 3 and all(r.payload is None for r in records)
+    loaded = records.select(frozenset({"x.things"}))
+    assert sorted(r.payload["scope"] for r in loaded) == ["x:a", "x:b"]
+    assert loaded[0].payload["at"] == "2026-01-02T03:04:00Z"     # as the file has it
+    assert [r.state for r in records.select(frozenset({"x.other"}))] == [EvidenceState.DENIED]

@@ -1,7 +1,8 @@
 """The Okta SDK as attest uses it: a client factory and raw, paginated GETs.
 
-attest reads Okta through the SDK's own client (``okta.client.Client``): its request executor
-adds the SSWS or OAuth 2.0 (private_key_jwt) authorization and sends the request. We keep the
+attest reads Okta through the SDK's own request executor (``okta.request_executor``, set up as
+``okta.client.Client`` sets it up): it adds the SSWS or OAuth 2.0 (private_key_jwt)
+authorization and sends the request. We keep the
 raw JSON text of every response (the SDK's models drop fields); retries, pacing by the
 ``X-Rate-Limit-*`` headers, ``Link: rel="next"`` paging and failure states are the shared HTTP
 layer's (:mod:`collectors.http`).
@@ -25,22 +26,57 @@ HTTPS_CHECK_ENV = "OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"
 _ENV_LOCK = threading.Lock()
 
 
-def build_client(settings: dict[str, Any]) -> Any:
-    """An ``okta.client.Client`` for ``settings`` (the SDK's ``client`` config section).
+def build_client(settings: dict[str, Any]) -> "SdkClient":
+    """The SDK's request executor for ``settings`` (the SDK's ``client`` config section), set up
+    the way ``okta.client.Client`` sets it up (its config loading and validation, no cache).
 
-    The SDK's https check is disabled only while building a client for a loopback org URL."""
-    from okta.client import Client
+    ``okta.client.Client`` itself is not built: importing it loads every API class and model of
+    the SDK (about 50 MB more resident memory) for the one thing attest uses, the executor. The
+    SDK's https check is disabled only while validating a loopback org URL (the local fakes)."""
+    from okta.cache.no_op_cache import NoOpCache
+    from okta.config.config_setter import ConfigSetter
+    from okta.config.config_validator import ConfigValidator
+    from okta.request_executor import RequestExecutor
 
     with _ENV_LOCK:
         saved = os.environ.pop(HTTPS_CHECK_ENV, None)
         if is_loopback(settings["orgUrl"]):
             os.environ[HTTPS_CHECK_ENV] = "true"
         try:
-            return Client(settings)
+            setter = ConfigSetter()
+            setter._apply_config({"client": settings})
+            config = setter._prune_config(setter.get_config())
+            ConfigValidator(config)
         finally:
             os.environ.pop(HTTPS_CHECK_ENV, None)
             if saved is not None:
                 os.environ[HTTPS_CHECK_ENV] = saved
+    # As the SDK's client does: its logger stays off (its debug lines carry the Authorization
+    # header and the OAuth client assertion).
+    import logging
+    logging.getLogger("okta-sdk-python").disabled = True
+    return SdkClient(RequestExecutor(config, NoOpCache(), None))
+
+
+class SdkClient:
+    """What attest uses of ``okta.client.Client``: the request executor, and an aiohttp session
+    for the time of a scan (``async with``), as the SDK's client opens one."""
+
+    def __init__(self, executor: Any) -> None:
+        self._executor = executor
+        self._session: Any = None
+
+    def get_request_executor(self) -> Any:
+        return self._executor
+
+    async def __aenter__(self) -> "SdkClient":
+        import aiohttp
+        self._session = aiohttp.ClientSession()
+        self._executor.set_session(self._session)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._session.close()
 
 
 _OKTA_ID = re.compile(r"/(?:0[0-9a-z]{2}|[0-9a-z]{3})[0-9A-Za-z]{17}(?=/|$)")

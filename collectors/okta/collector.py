@@ -8,7 +8,8 @@ collector judges nothing; it records which engine the org runs (``/.well-known/o
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar, Iterator
+import dataclasses
+from typing import Any, AsyncIterator, ClassVar, Iterator
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -43,10 +44,40 @@ class OktaCollector:
         self.timing = timing
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
-        yield from asyncio.run(self._collect(ctx))
+        """Each record as soon as it is final (the users before the factors are read), so that
+        the scan writes it out and lets go of its payload: memory holds one list at a time."""
+        with asyncio.Runner() as runner:
+            records = self._collect(ctx)
 
-    async def _collect(self, ctx: CollectContext) -> list[Evidence]:
+            async def next_record() -> Evidence:
+                return await records.__anext__()
+            try:
+                while True:
+                    try:
+                        ev = runner.run(next_record())
+                    except StopAsyncIteration:
+                        return
+                    yield ev
+                    del ev   # handed on: not held while the next record is read
+            finally:
+                runner.run(records.aclose())
+
+    async def _collect(self, ctx: CollectContext) -> AsyncIterator[Evidence]:
         out: dict[str, Evidence] = {}
+        sent: set[str] = set()
+
+        def ready() -> list[Evidence]:
+            """The records final so far and not yet handed on; ``out`` keeps them without
+            their payloads (the state is what later reads look at). Handed on with
+            ``yield pending.pop(0)``: no name here keeps a payload alive afterwards."""
+            pending = []
+            for name in self.produces:
+                if name in out and name not in sent:
+                    sent.add(name)
+                    pending.append(out[name])
+                    out[name] = dataclasses.replace(out[name], payload=None)
+            return pending
+
         client = build_client(self.config.sdk_settings())
         async with client:
             http = AsyncHttp(self.source, self.scope, policy=self.policy, rates=RATES,
@@ -69,10 +100,17 @@ class OktaCollector:
             try:
                 ctx.progress("okta: users")
                 users = await step(("okta.users", "okta.factors"), self._users(ctx, reader, out), [])
+                pending = ready()
+                while pending:
+                    yield pending.pop(0)
                 ctx.progress("okta: org")
                 pipeline = await step(("okta.org",), self._org(ctx, reader, out))
                 ctx.progress("okta: factors")
                 await step(("okta.factors",), self._factors(ctx, reader, out, users))
+                del users
+                pending = ready()
+                while pending:
+                    yield pending.pop(0)
                 ctx.progress("okta: policies")
                 for name, policy_type in POLICY_EVIDENCE.items():
                     await step((name,), self._policies(ctx, reader, out, name, policy_type, pipeline))
@@ -91,7 +129,9 @@ class OktaCollector:
                                                       detail=detail))
         if http.waits:
             ctx.log.info("okta: waited %.0fs in total (rate limits, retries)", sum(http.waits))
-        return [out[name] for name in self.produces]
+        pending = ready()
+        while pending:
+            yield pending.pop(0)
 
     def _failure(self, ctx: CollectContext, name: str, exc: HttpError,
                  request: dict[str, Any]) -> Evidence:
@@ -102,7 +142,8 @@ class OktaCollector:
         return ctx.evidence(name, self.scope, state=exc.state, request=request, detail=exc.detail)
 
     async def _users(self, ctx: CollectContext, reader: OktaReader,
-                     out: dict[str, Evidence]) -> list[dict[str, Any]]:
+                     out: dict[str, Evidence]) -> list[tuple[str, str]]:
+        """Reads the user list into ``out``; returns (id, login) of every ACTIVE user."""
         request = {"operation": "GET /api/v1/users", "params": {"limit": PAGE_SIZE},
                    "note": "the default list: every status except DEPROVISIONED"}
         try:
@@ -111,7 +152,8 @@ class OktaCollector:
             out["okta.users"] = self._failure(ctx, "okta.users", exc, request)
             return []
         out["okta.users"] = self._listing(ctx, "okta.users", listing, listing.items, request)
-        return [u for u in listing.items if isinstance(u, dict) and u.get("status") == "ACTIVE"]
+        return [(str(u.get("id")), str((u.get("profile") or {}).get("login") or u.get("id")))
+                for u in listing.items if isinstance(u, dict) and u.get("status") == "ACTIVE"]
 
     async def _org(self, ctx: CollectContext, reader: OktaReader, out: dict[str, Evidence]) -> str | None:
         request = {"operation": "GET /.well-known/okta-organization"}
@@ -124,7 +166,7 @@ class OktaCollector:
         return body.get("pipeline") if isinstance(body, dict) else None
 
     async def _factors(self, ctx: CollectContext, reader: OktaReader, out: dict[str, Evidence],
-                       users: list[dict[str, Any]]) -> None:
+                       users: list[tuple[str, str]]) -> None:
         """``{user id: [raw factors]}`` for every ACTIVE user."""
         request = {"operation": "GET /api/v1/users/{id}/factors", "users": "every ACTIVE user"}
         if not out["okta.users"].state.known:
@@ -132,19 +174,26 @@ class OktaCollector:
                 "okta.factors", self.scope, state=out["okta.users"].state, request=request,
                 detail="not read: the user list could not be read")
             return
-        gate = asyncio.Semaphore(self.config.max_workers)
+        results: list[tuple[str, Paged | HttpError]] = []
+        todo = iter(users)
 
-        async def one(user_id: str) -> tuple[str, Paged | HttpError]:
-            async with gate:
+        async def worker() -> None:
+            """``max_workers`` of these share the users (not one task per user: 20,000 tasks
+            waiting at a semaphore would hold memory for nothing)."""
+            for user_id, _ in todo:
                 try:
-                    return user_id, await reader.list(f"/api/v1/users/{user_id}/factors",
-                                                      needs=NEEDS["okta.factors"])
+                    listing = await reader.list(f"/api/v1/users/{user_id}/factors",
+                                                needs=NEEDS["okta.factors"])
                 except HttpError as exc:
-                    return user_id, exc
+                    results.append((user_id, exc))
+                    continue
+                listing.last = None    # the items are kept; the raw answer need not be, twice
+                results.append((user_id, listing))
 
-        results = await asyncio.gather(*(one(str(u.get("id"))) for u in users))
-        logins = {str(u.get("id")): str((u.get("profile") or {}).get("login") or u.get("id"))
-                  for u in users}
+        await asyncio.gather(*(worker() for _ in range(min(self.config.max_workers, len(users)) or 1)))
+        order = {user_id: i for i, (user_id, _) in enumerate(users)}
+        results.sort(key=lambda r: order[r[0]])
+        logins = dict(users)
         factors: dict[str, list[Any]] = {}
         unknown: dict[str, str] = {}   # login -> why: only these users' verdicts are lost
         for user_id, result in results:
