@@ -53,9 +53,10 @@ def current_evidence() -> str | None:
 # GitHub tokens, JWTs, AWS access key ids, Okta's SSWS, bearer tokens, signed-URL parameters.
 _QUERY = re.compile(r"\?[^\s'\"<>()\[\]{}]*=[^\s'\"<>()\[\]{}]*")
 _SECRETS = re.compile(
-    r"(?i)(?P<key>\b(?:bearer|ssws)\s+|\b(?:authorization|x-api-key|dd-api-key|dd-application-key|"
+    r"(?i)(?P<key>\b(?:bearer|ssws)\s+|\b(?:authorization|x-api-key|dd[-_]api[-_]key|"
+    r"dd[-_]application[-_]key|"
     r"api[_-]?key|app[_-]?key|access[_-]?token|token|secret|password|signature|credential)"
-    r"[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|ssws|basic|token)\s+)?)[^\s\"',;&]+"
+    r"[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|ssws|basic|token)\s+)?)[^\s\"',;&()<>\[\]{}]+"
     r"|\bgh[opsur]_\w+|\bgithub_pat_\w+|\beyJ[\w-]+\.[\w-]+\.[\w-]*|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 
 
