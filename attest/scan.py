@@ -1,7 +1,8 @@
 """Scan orchestration: the one module that knows every stage.
 
 config -> collectors (concurrently, one thread per source) -> evidence files in a partial bundle
--> engine -> results.json (attest.results) -> report.html -> manifest.json -> atomic rename.
+-> engine -> results.json (attest.results) -> failed-calls.json (attest.calls) -> report.html
+-> manifest.json -> atomic rename.
 
 Beyond one machine (:mod:`attest.shards`): :func:`run_shard` runs the first half (collect) for
 the units of one shard into a shard folder; :func:`run_merge` copies the shards' evidence into a

@@ -206,9 +206,13 @@ def test_every_call_refused_for_good_is_listed_once_with_its_status_and_no_secre
     # a bundle file like any other: pinned by the manifest, verified, and named by the report
     listed = {f["path"]: f for f in read_manifest(bundle)["files"]}
     assert FAILED_CALLS in listed and verify(bundle)[1] == []
-    count = len(entries)
-    assert f"{count} calls failed for good (after retries): see <a href=\"failed-calls.json\"" \
-        in (bundle / "report.html").read_text(encoding="utf-8")
+    line = f"{len(entries)} calls failed for good (after retries): see <a href="
+    assert line + '"failed-calls.json"' in (bundle / "report.html").read_text(encoding="utf-8")
+    # and the report rebuilt from the bundle elsewhere says so too, linking the bundle's file
+    from attest.cli import main
+    assert main(["report", str(bundle), "--out", str(tmp_path / "r.html")]) == 0
+    assert line + f'"{bundle.relative_to(tmp_path).as_posix()}/failed-calls.json"' in \
+        (tmp_path / "r.html").read_text(encoding="utf-8")
 
 
 def test_shards_keep_their_failed_calls_and_the_merge_carries_them(refused, tmp_path):
