@@ -66,6 +66,17 @@ class LoadedConfig:
     def section(self, source: str) -> Any:
         return getattr(self.model, source, None)
 
+    def secrets(self) -> list[str]:
+        """The value of every secret the config holds (tokens, keys), to keep them out of
+        anything attest writes besides the requests themselves."""
+        out = []
+        for loc in _secret_paths(self.model):
+            value: Any = self.model
+            for part in loc:
+                value = value[part] if isinstance(part, int) else getattr(value, part)
+            out.append(value.get_secret_value())
+        return out
+
     @property
     def output_dir(self) -> Path:
         out = Path(self.model.output_dir)

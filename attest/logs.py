@@ -2,7 +2,9 @@
 
 Every API call a collector makes is logged through :func:`api_call` on the ``attest.calls``
 logger with the fields ``scan_id``, ``source``, ``scope``, ``call``, ``duration`` (seconds) and
-``outcome`` (``ok``, ``absent``, ``denied``, ``error``). The JSON formatter is python-json-logger's;
+``outcome`` (``ok``, ``absent``, ``denied``, ``error``); a call that failed for good carries one
+more, ``failed_call`` (:mod:`attest.calls`: what the bundle's ``failed-calls.json`` lists). The
+JSON formatter is python-json-logger's;
 ``scan_id`` is added to every record of a scan by a filter. No secret is ever a field: a call is
 named by its operation (``s3:ListBuckets``, ``GET /api/v1/users``), never by a header or token.
 
@@ -85,7 +87,8 @@ def setup(verbose: bool = False, fmt: str = "text") -> None:
 @contextlib.contextmanager
 def api_call(source: str, scope: str, call: str) -> Iterator[dict[str, Any]]:
     """Time one API call and log it; set ``outcome`` in the yielded dict (default: ``ok``, or
-    ``error`` when the block raises)."""
+    ``error`` when the block raises), and ``failed`` (an :func:`attest.calls.failed_call` entry)
+    when it failed for good."""
     info: dict[str, Any] = {"outcome": "ok"}
     t0 = time.monotonic()
     try:
@@ -95,17 +98,22 @@ def api_call(source: str, scope: str, call: str) -> Iterator[dict[str, Any]]:
             info["outcome"] = "error"
         raise
     finally:
-        log_call(source, scope, call, time.monotonic() - t0, info["outcome"], info.get("detail"))
+        log_call(source, scope, call, time.monotonic() - t0, info["outcome"], info.get("detail"),
+                 failed=info.get("failed"))
 
 
 def log_call(source: str, scope: str, call: str, duration: float, outcome: str,
-             detail: str | None = None) -> None:
+             detail: str | None = None, *, failed: dict[str, Any] | None = None) -> None:
+    """One line per call. ``failed``: the call failed for good; its entry for the bundle's
+    failed-calls.json (:func:`attest.calls.failed_call`), given ``source`` and ``scope`` here."""
     # INFO whatever the outcome: the records a call leads to carry the warnings people read
     logger = logging.getLogger(CALLS)
+    extra: dict[str, Any] = {"source": source, "scope": scope, "call": call,
+                             "duration": round(duration, 4), "outcome": outcome}
+    if failed is not None:
+        extra["failed_call"] = {"source": source, "scope": scope, **failed}
     logger.log(logging.INFO, "%s %s %s %s %.3fs%s", source, scope, call, outcome, duration,
-               f": {detail}" if detail else "",
-               extra={"source": source, "scope": scope, "call": call,
-                      "duration": round(duration, 4), "outcome": outcome})
+               f": {detail}" if detail else "", extra=extra)
 
 
 def quiet_logger(name: str) -> logging.Logger:

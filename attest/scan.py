@@ -1,7 +1,8 @@
 """Scan orchestration: the one module that knows every stage.
 
 config -> collectors (concurrently, one thread per source) -> evidence files in a partial bundle
--> engine -> results.json (attest.results) -> report.html -> manifest.json -> atomic rename.
+-> engine -> results.json (attest.results) -> failed-calls.json (attest.calls) -> report.html
+-> manifest.json -> atomic rename.
 
 Beyond one machine (:mod:`attest.shards`): :func:`run_shard` runs the first half (collect) for
 the units of one shard into a shard folder; :func:`run_merge` copies the shards' evidence into a
@@ -26,9 +27,10 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
 from attest import __version__
+from attest import calls as failed_calls
 from attest.config import LoadedConfig
 from attest.engine import evaluate
-from attest.logs import set_scan_id, text_formatter
+from attest.logs import CALLS, set_scan_id, text_formatter
 from attest.manifest import MANIFEST, build_manifest
 from attest.model import (ControlResult, Evidence, EvidenceState, Status, canonical_json, isoformat,
                           sha256_bytes, utcnow)
@@ -69,15 +71,31 @@ def exit_code_for(results: Results) -> int:
 
 
 class _LogCapture(logging.Handler):
-    """Keeps this scan's log lines for the bundle's scan.log."""
+    """Keeps this scan's log lines for the bundle's scan.log, and the entries of the calls that
+    failed for good (the ``failed_call`` field of their lines) for its failed-calls.json."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.buffer = io.StringIO()
+        self.failed: list[dict[str, Any]] = []
         self.setFormatter(text_formatter())
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def emit(self, record: logging.LogRecord) -> None:   # called under the handler's lock
         self.buffer.write(self.format(record) + "\n")
+        entry = getattr(record, "failed_call", None)
+        if isinstance(entry, dict):
+            self.failed.append(dict(entry))
+
+    def carry(self, entries: list[dict[str, Any]]) -> None:
+        """Entries recorded elsewhere (a shard's failed-calls.json) join this scan's."""
+        with self.lock:   # type: ignore[union-attr]
+            self.failed.extend(entries)
+
+    def failed_calls(self, config: LoadedConfig) -> bytes:
+        """failed-calls.json: every entry so far, sorted, no secret of ``config`` in it."""
+        with self.lock:   # type: ignore[union-attr]
+            entries = list(self.failed)
+        return failed_calls.to_bytes(entries, config.secrets())
 
 
 @contextlib.contextmanager
@@ -376,6 +394,9 @@ def _scan_log(scan_id: str) -> Iterator[_LogCapture]:
     attest_log.addHandler(capture)
     if attest_log.getEffectiveLevel() > logging.INFO:   # a library caller: scan.log keeps INFO
         attest_log.setLevel(logging.INFO)
+    calls_log = logging.getLogger(CALLS)   # its lines carry the failed calls: never filtered out
+    if calls_log.getEffectiveLevel() > logging.INFO:
+        calls_log.setLevel(logging.INFO)
     try:
         yield capture
     finally:
@@ -521,7 +542,10 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
         results = results.sealed(bundle=name, finished_at=clock())
         previous_results = chain.results(head[0]) if head else None
         writer.write_json(RESULTS, results.to_json())   # = results.to_bytes(), written in pieces
-        _write_report(writer, results, chain, signed=seal.signer is not None)
+        failed = capture.failed_calls(config)
+        writer.write_bytes(failed_calls.FAILED_CALLS, failed)
+        _write_report(writer, results, chain, signed=seal.signer is not None,
+                      failed_calls=len(json.loads(failed)))
         log.info("scan %s finished: %s", name,
                  {s.value: n for s, n in results.summary.counts.items()})
         writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
@@ -550,12 +574,13 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
 
 
 def _write_report(writer: BundleWriter, results: Results, chain: Chain, *,
-                  signed: bool = False) -> None:
+                  signed: bool = False, failed_calls: int | None = None) -> None:
     from reports.html import TREND_SCANS, render_report
     digests = {path: sha for path, (sha, _) in writer.digests.items()}  # hashed once, as written
     with chain.history(TREND_SCANS + 1) as history:
         html = render_report(results, history, evidence_sha256=digests, signed=signed,
-                             bundle_dir=writer.out_dir / str(results.scan.bundle))
+                             bundle_dir=writer.out_dir / str(results.scan.bundle),
+                             failed_calls=failed_calls)
     writer.write_bytes("report.html", html.encode("utf-8"))
 
 
@@ -622,6 +647,7 @@ def run_shard(config: LoadedConfig, shard: Any, *, out_dir: Path | None = None,
             status = _collect(chosen, ctx, sink, crash_scope=lambda s: f"{s}:shard-{shard.name}")
             log.info("shard %s of %s collected: %d evidence records", shard.name, night,
                      len(sink.records))
+            writer.write_bytes(failed_calls.FAILED_CALLS, capture.failed_calls(config))
             writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
             manifest = shard_manifest(shard, night=night, scan_id=scan_id, started_at=started,
                                       finished_at=clock(), tool_version=__version__,
@@ -671,6 +697,8 @@ def run_merge(config: LoadedConfig, shards: list[Any], *, out_dir: Path | None =
                         records.add(Evidence.from_json(json.loads(data)))
                     else:
                         writer.write_bytes(f"shards/{shard.name}/{rel}", data)
+                        if rel == failed_calls.FAILED_CALLS:   # into the bundle's own list
+                            capture.carry(json.loads(data))
                 writer.write_bytes(f"shards/{shard.name}/shard.json", shard.manifest_bytes)
             ctx = CollectContext(now=started)
             for unit, why in plan.missing_units.items():

@@ -8,7 +8,8 @@ Kubernetes Indexed Job's ``JOB_COMPLETION_INDEX``): the same assignment on every
 
 ``attest scan --shard I/N`` collects the units of shard I into a shard folder,
 ``<output_dir>/.shards/<night>/<I>-of-<N>/`` (night: the UTC day the shard started), holding its
-``evidence/`` files, its ``scan.log`` and, written last, ``shard.json``: which units it covered
+``evidence/`` files, its ``scan.log``, its ``failed-calls.json`` and, written last,
+``shard.json``: which units it covered
 (and every unit it saw), each file's sha256 and size, its scan id and start time. It is built
 under a hidden ``.partial`` name and renamed when complete, like a bundle; it is not a bundle
 (no manifest, no bundle name, inside a hidden folder), so nothing that lists bundles sees it.
@@ -285,7 +286,7 @@ def plan_merge(shards: list[Shard]) -> MergePlan:
         for entry in shard.manifest["files"]:
             path = entry["path"]
             if not path.startswith("evidence/"):
-                continue                      # its scan.log: kept under shards/<I>-of-<N>/
+                continue          # scan.log, failed-calls.json: kept under shards/<I>-of-<N>/
             if path in owner:
                 raise ShardError(f"{path}: collected by shard {owner[path]} and by {shard.name} "
                                  f"of {night}; merge refused")
@@ -308,7 +309,8 @@ def plan_merge(shards: list[Shard]) -> MergePlan:
 
 
 def remove_shards(plan: MergePlan) -> None:
-    """After the bundle is sealed: the shards are in it (their evidence, shard.json, scan.log)."""
+    """After the bundle is sealed: the shards are in it (their evidence, shard.json, scan.log,
+    failed-calls.json)."""
     for shard in plan.shards:
         shutil.rmtree(shard.folder, ignore_errors=True)
         parent = shard.folder.parent

@@ -1,7 +1,7 @@
 """The evidence store: bundles of write-once files under the output directory.
 
 A bundle is ``<out>/<UTC timestamp>/`` holding ``evidence/...``, ``results.json``,
-``report.html`` and, written last, ``manifest.json``. It is built under
+``report.html``, ``scan.log``, ``failed-calls.json`` and, written last, ``manifest.json``. It is built under
 ``<out>/.<timestamp>.partial/`` and renamed when complete, so a killed scan never leaves a
 folder that looks like a bundle.
 """

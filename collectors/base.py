@@ -29,6 +29,7 @@ from typing import Any, Callable, ClassVar, Iterator, Protocol
 
 from pydantic import BaseModel
 
+from attest.calls import reading
 from attest.model import Evidence, EvidenceState, isoformat, utcnow
 
 
@@ -68,9 +69,11 @@ class CollectContext:
     def guarded(self, name: str, scope: str, read: Callable[[], Evidence],
                 request: dict[str, Any] | None = None) -> Evidence:
         """``read()``, but an unexpected exception (a payload of an unexpected shape, a bug)
-        stays with this one evidence item as ``error``, instead of ending the whole source."""
+        stays with this one evidence item as ``error``, instead of ending the whole source.
+        A call that fails for good inside is listed in failed-calls.json as concerning ``name``."""
         try:
-            return read()
+            with reading(name):
+                return read()
         except Exception as exc:  # noqa: BLE001
             self.log.warning("%s at %s: unexpected %s: %s", name, scope, type(exc).__name__, exc)
             return self.evidence(name, scope, state=EvidenceState.ERROR, request=request,

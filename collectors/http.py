@@ -15,7 +15,9 @@ module does the rest, once for every source:
   ``partial``, carrying the pages read;
 * **pagination** by ``Link: rel="next"`` (same host only) or by a cursor the caller reads;
 * **timeouts**: :data:`TIMEOUTS` is what every SDK client is built with (connect, read);
-* **logs**: one line per call (``attest.logs.api_call``) with its outcome and attempts;
+* **logs**: one line per call (``attest.logs.api_call``) with its outcome and attempts; a call
+  that failed for good (or was not tried, its host having given no answer) carries its entry for
+  the bundle's ``failed-calls.json`` (:mod:`attest.calls`);
 * the **https-or-loopback** rule for every configured URL (:func:`https_or_loopback`).
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 from tenacity import (AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type,
                       stop_after_attempt, stop_after_delay, wait_random_exponential)
 
+from attest.calls import failed_call
 from attest.logs import log_call
 from attest.model import EvidenceState
 from collectors.base import https_or_loopback  # noqa: F401 (re-exported: the rule lives in base)
@@ -94,6 +97,10 @@ class Request:
     needs: str = ""                                  # what the credentials need, when denied
     absent: tuple[int, ...] = ()                     # statuses meaning "no such thing" (a fact)
     bucket: str = ""                                 # its rate-limit bucket (default: operation)
+    # for failed-calls.json: the call as a template ("GET /api/v1/users/{id}/factors"; default:
+    # operation) and the concrete path it asked for, no query (default: operation's path)
+    template: str = ""
+    path: str = ""
 
 
 class HttpError(Exception):
@@ -250,6 +257,31 @@ def _final(exc: BaseException, request: Request, attempts: int) -> HttpError:
     return HttpError(EvidenceState.ERROR, f"{request.operation}: {type(exc).__name__}: {exc}"[:400])
 
 
+_TIMEOUT = re.compile(r"(?i)time[sd]?[ _-]?out")
+
+
+def failure_entry(request: Request, error: HttpError, attempts: int,
+                  status: int | str | None = None) -> dict[str, Any]:
+    """``error``, the final failure of ``request`` after ``attempts`` tries, as an entry of the
+    bundle's failed-calls.json: the HTTP status (``unreachable``/``timeout`` when no answer came;
+    ``status`` when the caller knows better) and the vendor's own message."""
+    if status is None:
+        if error.status is not None:
+            status = error.status
+        elif error.state is EvidenceState.UNREACHABLE:
+            status = "timeout" if _TIMEOUT.search(error.detail) else "unreachable"
+        else:
+            status = "error"
+    said = ""
+    if error.response is not None:
+        said = message_of(error.response.body) or error.response.text[:200]
+    return failed_call(call=request.template or request.operation,
+                       resource=request.path or request.operation.partition(" ")[2]
+                       or request.operation,
+                       status=status, attempts=attempts, reason=said or error.detail,
+                       state=error.state.value)
+
+
 @dataclass
 class _Budget:
     """What one rate-limit bucket allows: its limit per window, what is left (our estimate: the
@@ -347,10 +379,19 @@ class _Base:
             if wait is not None:
                 b.reset_at = self.clock() + wait
 
-    def _log(self, request: Request, t0: float, outcome: str, attempts: int, detail: str | None) -> None:
+    def _log(self, request: Request, t0: float, outcome: str, attempts: int, detail: str | None,
+             failed: dict[str, Any] | None = None) -> None:
         extra = f"{attempts} attempts" if attempts > 1 else None
         log_call(self.source, self.scope, request.operation, time.monotonic() - t0, outcome,
-                 "; ".join(x for x in (extra, detail) if x) or None)
+                 "; ".join(x for x in (extra, detail) if x) or None, failed=failed)
+
+    def failed_answer(self, request: Request, error: HttpError, status: int | str | None = None,
+                      attempts: int = 1) -> None:
+        """Record a call whose answer came (2xx) but says it failed, e.g. a GraphQL answer with
+        ``errors`` (``status``: its error type): the collector tells, as the layer cannot read
+        the body's meaning."""
+        self._log(request, time.monotonic(), error.state.value, attempts, error.detail,
+                  failure_entry(request, error, attempts, status))
 
     def link_next(self, response: Response) -> str | None:
         """The ``Link: <url>; rel="next"`` target, on the same host as ``base_url`` only."""
@@ -372,7 +413,12 @@ class _Call:
     attempt, what an answer means, and the log line at the end."""
 
     def __init__(self, layer: "_Base", request: Request) -> None:
-        layer._check_alive(request)
+        try:
+            layer._check_alive(request)
+        except HttpError as error:   # not tried: listed among the failed calls, 0 attempts
+            layer._log(request, time.monotonic(), error.state.value, 0, error.detail,
+                       failure_entry(request, error, 0))
+            raise
         self.layer, self.request = layer, request
         self.t0, self.attempts = time.monotonic(), 0
 
@@ -400,7 +446,8 @@ class _Call:
 
     def failed(self, exc: Exception) -> HttpError:
         error = self.layer._failed(_final(exc, self.request, self.attempts))
-        self.layer._log(self.request, self.t0, error.state.value, self.attempts, error.detail)
+        self.layer._log(self.request, self.t0, error.state.value, self.attempts, error.detail,
+                        failure_entry(self.request, error, self.attempts))
         return error
 
     def done(self, response: Response) -> Response:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from attest.calls import FAILED_CALLS
 from attest.errors import UsageError
 from attest.manifest import file_sha256, read_manifest
 from attest.manual import STATES as MANUAL_STATES
@@ -218,7 +219,8 @@ def _trend(points: list[tuple[str, str, float]]) -> dict[str, Any]:
 
 def build_view(results: Results, history: list[Path],
                evidence_sha256: dict[str, str] | None = None, *, evidence_base: str | None = "",
-               bundle_dir: str | Path | None = None, signed: bool = False) -> dict[str, Any]:
+               bundle_dir: str | Path | None = None, signed: bool = False,
+               failed_calls: int | None = None) -> dict[str, Any]:
     scan = results.scan
     controls = results.controls
     sha = evidence_sha256 or {}
@@ -255,6 +257,8 @@ def build_view(results: Results, history: list[Path],
         "severity_order": list(SEVERITY_ORDER),
         "generated": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "verify": _verify_view(scan, bundle_dir, signed, in_bundle=evidence_base == ""),
+        "failed_calls": None if failed_calls is None else {
+            "count": failed_calls, "href": evidence_href(FAILED_CALLS, evidence_base)},
     }
 
 
@@ -283,7 +287,8 @@ def _verify_view(scan: Any, bundle_dir: str | Path | None, signed: bool,
 
 def render_report(results: Results, history: list[Path], *,
                   evidence_sha256: dict[str, str] | None = None, evidence_base: str | None = "",
-                  bundle_dir: str | Path | None = None, signed: bool = False) -> str:
+                  bundle_dir: str | Path | None = None, signed: bool = False,
+                  failed_calls: int | None = None) -> str:
     """The report as one HTML string. ``history``: earlier complete bundles, oldest first; the
     trend uses the last ``TREND_SCANS`` (90) of them, the changes section the last one.
 
@@ -291,13 +296,15 @@ def render_report(results: Results, history: list[Path], *,
     :func:`evidence_digests`); without it the report lists the files without hashes.
     ``evidence_base``: the bundle folder as a link from the report ("" when the report is the
     bundle's report.html; None: evidence files are not linked). ``bundle_dir`` (absolute) and
-    ``signed`` make the footer's verify command."""
+    ``signed`` make the footer's verify command. ``failed_calls``: how many calls failed for
+    good (the bundle's failed-calls.json; None: not known, nothing is said)."""
     env = _env()
     script = env.get_template("_script.js.j2").render()
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return env.get_template("report.html.j2").render(
         v=build_view(results, history, evidence_sha256, evidence_base=evidence_base,
-                     bundle_dir=bundle_dir, signed=signed), script=Markup(script),
+                     bundle_dir=bundle_dir, signed=signed, failed_calls=failed_calls),
+        script=Markup(script),
         script_csp=f"'sha256-{digest}'")
 
 

@@ -23,10 +23,13 @@ def test_scan_writes_a_complete_bundle(demo, demo_scan) -> None:
     outcome = demo_scan()
     b = outcome.bundle
     assert b.name == "20261122T020000Z"
-    for name in ("results.json", "manifest.json", "report.html", "scan.log"):
+    for name in ("results.json", "manifest.json", "report.html", "scan.log", "failed-calls.json"):
         assert (b / name).is_file()
     manifest = json.loads((b / "manifest.json").read_text())
     paths = {f["path"] for f in manifest["files"]}
+    # no call failed: the file says so (an empty list), and the manifest pins it
+    assert (b / "failed-calls.json").read_bytes() == b"[]\n" and "failed-calls.json" in paths
+    assert "failed for good" not in (b / "report.html").read_text()
     assert "results.json" in paths and any(p.startswith("evidence/aws/") for p in paths)
     assert manifest["previous"] is None and manifest["tool_version"] and manifest["config_digest"]
     results = json.loads((b / "results.json").read_text())

@@ -245,3 +245,105 @@ def test_a_tiny_budget_still_lets_one_call_a_window_go(server: Server) -> None:
     for i in range(3, 6):
         h2.call(get(server.url + f"/y{i}", "GET /y"))
     assert sleeps == []                           # no window announced: nothing to wait for
+
+
+# --- the calls that failed for good: the entries of the bundle's failed-calls.json ------------
+
+def failed_calls(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The ``failed_call`` fields of the attest.calls lines logged so far."""
+    return [r.failed_call for r in caplog.records if hasattr(r, "failed_call")]
+
+
+def test_a_call_that_failed_for_good_is_one_entry_naming_call_status_attempts_and_reason(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    from attest.calls import reading
+    caplog.set_level("INFO", logger="attest.calls")
+    server.script = [(502, {}, {"message": "bad gateway"})]
+    request = get(server.url + "/api/v1/users/00u1/factors?after=s3cr3t-cursor", "GET /api/v1/users/00u1/factors")
+    request.template, request.path = "GET /api/v1/users/{id}/factors", "/api/v1/users/00u1/factors?after=x"
+    with reading("okta.factors"), pytest.raises(HttpError):
+        http(Sleeps(), attempts=3).call(request)
+    (entry,) = failed_calls(caplog)
+    at = entry.pop("at")
+    assert at.endswith("Z") and at[:2] == "20"
+    assert entry == {"source": "test", "scope": "test:here", "call": "GET /api/v1/users/{id}/factors",
+                     "resource": "/api/v1/users/00u1/factors", "status": 502, "attempts": 3,
+                     "reason": "bad gateway", "state": "error", "evidence": "okta.factors"}
+
+
+def test_calls_that_answer_or_are_absent_are_not_failures(server: Server,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="attest.calls")
+    server.script = [(503, {}, {}), (200, {}, {"ok": True})]    # succeeded after a retry
+    http(Sleeps()).call(get(server.url + "/x"))
+    server.script = [(404, {}, {"message": "Not Found"})]      # a fact: no such thing
+    http(Sleeps()).call(get(server.url + "/x", absent=(404,)))
+    assert failed_calls(caplog) == []
+    server.script = [(403, {}, {"message": "Resource not accessible by integration"})]
+    with pytest.raises(HttpError):
+        http(Sleeps()).call(get(server.url + "/x", needs="Members: read"))
+    (denied,) = failed_calls(caplog)
+    assert (denied["status"], denied["attempts"], denied["state"], denied["evidence"]) == \
+        (403, 1, "denied", None)
+    assert denied["reason"] == "Resource not accessible by integration"
+
+
+def test_no_answer_is_listed_and_so_is_every_call_then_not_tried(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="attest.calls")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        h = http(Sleeps(), attempts=2)
+        for path in ("/a", "/b"):
+            with pytest.raises(HttpError):
+                h.call(get(url + path, f"GET {path}"))
+    finally:
+        sock.close()
+    first, second = failed_calls(caplog)
+    assert (first["call"], first["status"], first["attempts"], first["state"]) == \
+        ("GET /a", "unreachable", 2, "unreachable")
+    assert (second["call"], second["status"], second["attempts"]) == ("GET /b", "unreachable", 0)
+    assert second["reason"].startswith("GET /b: not tried: GET /a: no answer")
+
+
+def test_a_vendor_message_never_carries_a_secret_or_a_query_into_an_entry(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="attest.calls")
+    server.script = [(400, {}, {"message": "bad request: Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2ln "
+                                           "token=ghp_0123456789abcdef from /x?api_key=k3y&page=2"})]
+    with pytest.raises(HttpError):
+        http(Sleeps()).call(get(server.url + "/x"))
+    (entry,) = failed_calls(caplog)
+    for secret in ("eyJhbGciOi", "ghp_0123456789abcdef", "k3y"):
+        assert secret not in json.dumps(entry)
+    assert "[redacted]" in entry["reason"] and "?[query removed]" in entry["reason"]
+
+
+def test_the_async_layer_names_the_evidence_of_each_task(server: Server,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    from attest.calls import reading
+    caplog.set_level("INFO", logger="attest.calls")
+    server.script = [(500, {}, {"message": "down"})]
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    async def main() -> None:
+        h = AsyncHttp("test", "s", sleep=sleep, policy=RetryPolicy(attempts=2))
+
+        async def one(n: int) -> None:
+            request = get(server.url + f"/u/{n}", f"GET /u/{n}")
+            sync_send = request.send
+
+            async def send() -> Response:
+                return await asyncio.to_thread(sync_send)
+            with pytest.raises(HttpError):
+                await h.call(Request(request.operation, send, template="GET /u/{id}"))
+        with reading("okta.factors"):
+            await asyncio.gather(one(1), one(2))
+    asyncio.run(main())
+    entries = failed_calls(caplog)
+    assert sorted(e["resource"] for e in entries) == ["/u/1", "/u/2"]
+    assert {(e["call"], e["evidence"], e["attempts"], e["status"]) for e in entries} == \
+        {("GET /u/{id}", "okta.factors", 2, 500)}

@@ -97,6 +97,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import os
     from attest.s3store import is_store_url, local_view
     from attest.signing import ATTESTATION
+    from attest.calls import FAILED_CALLS
     from attest.store import read_results
     from reports.html import TREND_SCANS, evidence_digests, render_report
     out = output_file(args.out or "attest-report.html")
@@ -104,7 +105,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from_store = is_store_url(str(where))
     # from a store: the results and manifests of the bundle and the TREND_SCANS before it
     with local_view(where, config_path(args), names=lambda n: n[-(TREND_SCANS + 1):],
-                    only=("results.json", "manifest.json")) as folder:
+                    only=("results.json", "manifest.json", FAILED_CALLS)) as folder:
         bundle, history = _resolve(Path(folder))
         results = read_results(bundle)   # a one-line UsageError naming the file if it does not fit
         if from_store:   # only results and manifests were fetched: no files to link to
@@ -114,10 +115,20 @@ def cmd_report(args: argparse.Namespace) -> int:
             links = {"evidence_base": "" if rel == "." else f"{rel}/", "bundle_dir": bundle,
                      "signed": (bundle / ATTESTATION).is_file()}
         html = render_report(results, history, evidence_sha256=evidence_digests(bundle, results),
-                             **links)
+                             failed_calls=_failed_calls(bundle), **links)
     write_file(out, html)
     print(out)
     return 0
+
+
+def _failed_calls(bundle: Path) -> int | None:
+    """How many calls the bundle's failed-calls.json lists (None: a bundle without one)."""
+    from attest.calls import FAILED_CALLS
+    try:
+        entries = json.loads((bundle / FAILED_CALLS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return len(entries) if isinstance(entries, list) else None
 
 
 # --- history -----------------------------------------------------------------------------------

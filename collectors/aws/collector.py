@@ -26,11 +26,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
+from attest.calls import reading
+from attest.logs import log_call
 from attest.model import Evidence, EvidenceState
 from collectors.aws import (backup, cloudtrail, ec2, eks, elb, guardduty, iam, kms, rds, s3,
                              securityhub)
 from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
                                     failure, open_accounts)
+from collectors.aws_errors import failed_entry
 from collectors.aws.organization import SCOPE, Listing, list_organization
 from collectors.aws.source import SOURCE, AccountConfig, Config
 from collectors.aws.specs import FIRST, SPECS, Spec, iam_action
@@ -170,12 +173,20 @@ class AwsCollector:
         """Identify the account and list its enabled regions. An account that cannot be
         identified gets a record for every evidence name, so its controls become ``error``."""
         try:
-            account.open()
-            identity = Target(account, account.home_region).call("sts", "GetCallerIdentity",
-                                                                 first_contact=True) or {}
+            with reading("aws.sts.caller_identity"):   # and sts:AssumeRole, when a role is assumed
+                account.open()
+                identity = Target(account, account.home_region).call("sts", "GetCallerIdentity",
+                                                                     first_contact=True) or {}
         except (CallFailed, BotoCoreError, ClientError) as exc:
-            failed = exc if isinstance(exc, CallFailed) else failure(exc, "sts:GetCallerIdentity")
             scope = f"aws:{account.label}:global"
+            if isinstance(exc, CallFailed):   # the call itself recorded it
+                failed = exc
+            else:                             # no session (e.g. no such profile): nothing sent
+                failed = failure(exc, "sts:GetCallerIdentity")
+                log_call("aws", scope, "sts:GetCallerIdentity", 0.0, failed.state.value,
+                         failed.detail, failed=failed_entry(
+                             exc, "sts:GetCallerIdentity", failed.state, account.label,
+                             evidence="aws.sts.caller_identity"))
             return [ctx.evidence(name, scope, failed.payload, state=failed.state,
                                  detail=f"account {account.label} could not be identified: "
                                         f"{failed.detail}")
@@ -222,7 +233,8 @@ class AwsCollector:
         scope = f"aws:{t.account.id}:{scope_region}"
         unknown: dict[str, str] = {}
         try:
-            payload = call()
+            with reading(name):
+                payload = call()
             state, detail = EvidenceState.OK, ""
         except CallFailed as exc:
             payload, state, detail, unknown = exc.payload, exc.state, exc.detail, exc.unknown

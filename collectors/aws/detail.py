@@ -7,6 +7,7 @@ every other resource (the engine errors exactly those resources).
 """
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -31,8 +32,11 @@ def read_each(items: Iterable[T], read: Callable[[T], Any], key: Callable[[T], s
             return False, exc.detail
 
     if len(items) > 1 and workers > 1:
+        # each read runs in a copy of this thread's context: a call failing for good is listed
+        # as concerning the evidence item being read here (attest.calls.reading)
+        contexts = [contextvars.copy_context() for _ in items]
         with ThreadPoolExecutor(min(workers, len(items))) as pool:
-            outcomes = list(pool.map(one, items))
+            outcomes = list(pool.map(lambda item, context: context.run(one, item), items, contexts))
     else:
         outcomes = [one(item) for item in items]
     read_ok, unknown = [], {}

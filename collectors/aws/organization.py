@@ -18,8 +18,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from attest.calls import reading
+from attest.logs import log_call
 from attest.model import Evidence, EvidenceState
 from collectors.aws.session import Account, CallFailed, SessionFactory, Target, failure
+from collectors.aws_errors import failed_entry
 from collectors.base import CollectContext
 
 EVIDENCE = "aws.organizations.accounts"
@@ -48,15 +51,20 @@ def list_organization(config: Any, ctx: CollectContext, endpoint_url: str | None
     selection = {"role_name": config.role_name, "include_ous": list(config.include_ous),
                  "exclude_accounts": list(config.exclude_accounts)}
     try:
-        account.open()
-        t.region = account.home_region
-        organization = (t.call("organizations", "DescribeOrganization") or {}).get("Organization", {})
-        accounts = (t.paginate("organizations", "ListAccounts") or {}).get("Accounts", [])
-        units, under = _walk(t, config.include_ous) if config.include_ous else ([], None)
-    except CallFailed as exc:
+        with reading(EVIDENCE):
+            account.open()
+            t.region = account.home_region
+            organization = (t.call("organizations", "DescribeOrganization")
+                            or {}).get("Organization", {})
+            accounts = (t.paginate("organizations", "ListAccounts") or {}).get("Accounts", [])
+            units, under = _walk(t, config.include_ous) if config.include_ous else ([], None)
+    except CallFailed as exc:   # the call recorded itself among the failed calls
         return Listing(_record(ctx, t, None, exc.state, exc.detail))
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError) as exc:   # no session (e.g. no such profile)
         failed = failure(exc, "organizations:ListAccounts")
+        log_call("aws", SCOPE, "organizations:ListAccounts", 0.0, failed.state.value,
+                 failed.detail, failed=failed_entry(exc, "organizations:ListAccounts",
+                                                    failed.state, t.region, evidence=EVIDENCE))
         return Listing(_record(ctx, t, None, failed.state, failed.detail))
     except Exception as exc:  # noqa: BLE001 - an unexpected answer stays with this record
         ctx.log.warning("aws %s: %s: %s", EVIDENCE, type(exc).__name__, exc)

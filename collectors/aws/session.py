@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from attest.logs import api_call
 from attest.model import EvidenceState
 from collectors.aws.specs import iam_action
-from collectors.aws_errors import NO_ANSWER, classify
+from collectors.aws_errors import NO_ANSWER, classify, failed_entry
 
 SessionFactory = Callable[..., boto3.Session]
 
@@ -194,7 +194,9 @@ class Target:
                     outcome["outcome"] = "absent"
                     return None
                 failed = failure(exc, action, what)
-                outcome.update(outcome=failed.state.value, detail=failed.detail)
+                outcome.update(outcome=failed.state.value, detail=failed.detail,
+                               failed=failed_entry(exc, action, failed.state,
+                                                   _resource(region or self.region, what), client))
                 raise failed from exc
 
     def scope(self, region: str | None = None) -> str:
@@ -228,7 +230,11 @@ class Target:
                 if count > 0:
                     failed = CallFailed(EvidenceState.PARTIAL, f"page {count + 1}: {failed.detail}",
                                         merged)
-                outcome.update(outcome=failed.state.value, detail=failed.detail)
+                where = region or self.region
+                outcome.update(outcome=failed.state.value, detail=failed.detail,
+                               failed=failed_entry(exc, action, failed.state,
+                                                   f"{where}, page {count + 1}" if count else where,
+                                                   client))
                 raise failed from exc
             outcome["detail"] = f"{count} page(s)" if count > 1 else None
         return merged
@@ -246,6 +252,11 @@ class Target:
         action = iam_action(service, operation)
         self.requested.add(action)  # one atomic step: no check-then-append across threads
         return action
+
+
+def _resource(region: str, what: str = "") -> str:
+    """What a failed call asked for, as failed-calls.json names it: ``bucket logs in us-east-1``."""
+    return f"{what} in {region}" if what else region
 
 
 def _merge(into: dict[str, Any], page: dict[str, Any]) -> None:
@@ -310,7 +321,9 @@ def _assumed(entry: Any, endpoint_url: str | None, factory: SessionFactory) -> b
                 creds = sts.assume_role(**params)["Credentials"]
             except (ClientError, BotoCoreError) as exc:
                 failed = failure(exc, "sts:AssumeRole", entry.role_arn)
-                outcome.update(outcome=failed.state.value, detail=failed.detail)
+                outcome.update(outcome=failed.state.value, detail=failed.detail,
+                               failed=failed_entry(exc, "sts:AssumeRole", failed.state,
+                                                   entry.role_arn, sts))
                 raise failed from exc
         return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
                 "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
+from attest.calls import reading
 from attest.model import Evidence, EvidenceState, isoformat
 from collectors.base import CollectContext
 from collectors.http import (Http, HttpError, Paged, Request, Response, RetryPolicy,
@@ -112,7 +113,10 @@ class GithubCollector:
             if errors and any(e.get("type") == "RATE_LIMITED" for e in errors):
                 status = 429   # GraphQL's rate limit comes as 200 with an error: same handling
             return Response(status, headers, body, text or "")
-        return Request(f"{verb} {'/graphql' if graphql else path}", send, needs, absent)
+        operation = f"{verb} {'/graphql' if graphql else path}"
+        return Request(operation, send, needs, absent,
+                       template=f"{verb} {'/graphql' if graphql else _template(path)}",
+                       path="/graphql" if graphql else path)
 
     def _get(self, req: Any, path: str, needs: str = "") -> Any:
         return self.http.call(self._request(req, "GET", path, needs)).body
@@ -135,8 +139,9 @@ class GithubCollector:
         ev = self._record(ctx)
         ctx.progress("github: organization")
         try:
-            org_data = self._get(req, f"/orgs/{_segment(org)}",
-                                 "to read the organization (Members: read / read:org)")
+            with reading(ORG):
+                org_data = self._get(req, f"/orgs/{_segment(org)}",
+                                     "to read the organization (Members: read / read:org)")
         except HttpError as exc:
             if exc.status not in self.http.policy.statuses:
                 # first call: bad credentials, no answer, no such org... stop the source
@@ -238,12 +243,34 @@ class GithubCollector:
             payload = fetch()
         except GraphqlDenied as exc:
             detail = f"{exc}: the credentials must {permission}"
+            self._graphql_failed(operation, exc, EvidenceState.DENIED, detail)
             return self._record(ctx)(name, None, EvidenceState.DENIED, detail, request)
         except GraphqlError as exc:
+            self._graphql_failed(operation, exc, EvidenceState.ERROR, str(exc))
             return self._record(ctx)(name, None, EvidenceState.ERROR, str(exc), request)
         except HttpError as exc:
             return self._record(ctx)(name, None, exc.state, exc.detail, request)
         return self._record(ctx)(name, payload, request=request)
+
+
+    def _graphql_failed(self, operation: str, exc: GraphqlError, state: EvidenceState,
+                        detail: str) -> None:
+        """A GraphQL answer (HTTP 200) whose errors end the read: a failed call all the same."""
+        call = Request("POST /graphql", lambda: None, path=f"/graphql ({operation})")
+        self.http.failed_answer(call, HttpError(state, detail), status=exc.kind)
+
+
+_TEMPLATES = ((re.compile(r"^/orgs/[^/]+"), "/orgs/{org}"),
+              (re.compile(r"^/organizations/\d+"), "/organizations/{id}"),
+              (re.compile(r"^/repos/[^/]+/[^/]+"), "/repos/{owner}/{repo}"),
+              (re.compile(r"^/users/[^/]+"), "/users/{user}"))
+
+
+def _template(path: str) -> str:
+    """A REST path as a template: ``/orgs/acme/members`` -> ``/orgs/{org}/members``."""
+    for pattern, template in _TEMPLATES:
+        path = pattern.sub(template, path)
+    return path
 
 
 def _segment(name: str) -> str:

@@ -113,7 +113,12 @@ SEARCH_LIMIT = 1000  # GitHub search returns at most 1,000 results per query
 
 
 class GraphqlError(Exception):
-    """GraphQL answered with errors (the data could not be had)."""
+    """GraphQL answered with errors (the data could not be had); ``kind``: the first error's
+    ``type`` (e.g. ``FORBIDDEN``), or ``graphql error`` when GitHub gave none."""
+
+    def __init__(self, message: str, kind: str = "graphql error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class GraphqlDenied(GraphqlError):
@@ -132,9 +137,11 @@ class Graphql:
         errors = body.get("errors") or []
         if errors:
             messages = "; ".join(str(e.get("message", e)) for e in errors)[:400]
-            if any(e.get("type") in ("FORBIDDEN", "INSUFFICIENT_SCOPES") for e in errors):
-                raise GraphqlDenied(f"GraphQL: {messages}")
-            raise GraphqlError(f"GraphQL: {messages}")
+            kind = next((str(e["type"]) for e in errors if e.get("type")), "graphql error")
+            denied = [e["type"] for e in errors if e.get("type") in ("FORBIDDEN", "INSUFFICIENT_SCOPES")]
+            if denied:
+                raise GraphqlDenied(f"GraphQL: {messages}", denied[0])
+            raise GraphqlError(f"GraphQL: {messages}", kind)
         return body["data"]
 
 

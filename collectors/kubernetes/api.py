@@ -18,7 +18,7 @@ from typing import Any, Callable
 from attest.model import EvidenceState
 from collectors.http import TIMEOUTS, Http, HttpError, Paged, Request, Response, Unreachable
 from collectors.kubernetes import eks
-from collectors.kubernetes.source import ClusterConfig, Kind
+from collectors.kubernetes.source import ClusterConfig, Kind, scope_of
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
@@ -93,7 +93,9 @@ def _from_eks(conf: Any, cluster: ClusterConfig, workdir: Path,
         described = eks.describe(session, name, region)
         bearer = eks.token(session, name, region)
     except (BotoCoreError, ClientError) as exc:
-        raise ConnectFailed(*eks.failure(exc, name, region)) from None
+        state, detail = eks.failure(exc, name, region)
+        eks.record_failure(exc, scope_of(cluster.label), name, region, state, detail)
+        raise ConnectFailed(state, detail) from None
     endpoint = described.get("endpoint")
     authority = (described.get("certificateAuthority") or {}).get("data")
     if not endpoint or not authority:

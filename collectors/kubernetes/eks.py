@@ -45,3 +45,15 @@ def failure(exc: Exception, name: str, region: str) -> tuple[EvidenceState, str]
     """The evidence state and detail of an AWS call for an EKS cluster that failed."""
     from collectors.aws_errors import classify   # botocore: only when an EKS cluster is read
     return classify(exc, f"eks:DescribeCluster ({name} in {region})")
+
+
+def record_failure(exc: Exception, scope: str, name: str, region: str, state: EvidenceState,
+                   detail: str) -> None:
+    """List the failed ``eks:DescribeCluster`` (or the token it needs) among the bundle's failed
+    calls: the cluster's evidence is all ``state`` because of it."""
+    from attest.logs import log_call
+    from collectors.aws_errors import failed_entry
+    from collectors.kubernetes.source import CLUSTER
+    log_call("kubernetes", scope, "eks:DescribeCluster", 0.0, state.value, detail,
+             failed=failed_entry(exc, "eks:DescribeCluster", state, f"cluster {name} in {region}",
+                                 evidence=CLUSTER))

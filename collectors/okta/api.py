@@ -114,7 +114,8 @@ class OktaReader:
                 headers[key.lower()] = f"{headers[key.lower()]}, {value}" if key.lower() in headers else value
             return Response(response.status, headers, _parse(text), text or "")
         # Okta counts its limits per endpoint: one user's factors share a bucket with every other's
-        return Request(f"GET {path}", send, needs, bucket="GET " + _OKTA_ID.sub("/{id}", path))
+        template = "GET " + _OKTA_ID.sub("/{id}", path)
+        return Request(f"GET {path}", send, needs, bucket=template, template=template, path=path)
 
     async def get(self, path: str, params: dict[str, Any] | None = None, needs: str = "") -> Any:
         return (await self.http.call(self.request(path, params, needs))).body

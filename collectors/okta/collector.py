@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from attest.calls import reading
 from attest.model import Evidence, EvidenceState
 from collectors.base import CollectContext
 from collectors.http import AsyncHttp, HttpError, Paged, RetryPolicy
@@ -85,9 +86,11 @@ class OktaCollector:
                              **self.timing)
             reader = OktaReader(client, self.config.org_url, http)
             async def step(names: tuple[str, ...], work: Any, default: Any = None) -> Any:
-                """One read; an unexpected exception stays with the evidence it was for."""
+                """One read; an unexpected exception stays with the evidence it was for, and a
+                call failing for good is listed as concerning it (its first name)."""
                 try:
-                    return await work
+                    with reading(names[0]):
+                        return await work
                 except HttpError:
                     raise
                 except Exception as exc:  # noqa: BLE001

@@ -90,7 +90,8 @@ class PagerDutyReader:
         self.client, self.http = client, http
 
     def request(self, path: str, params: dict[str, Any], needs: str) -> Request:
-        return Request(f"GET {_operation(path)}", lambda: sdk_send(self.client, path, params), needs)
+        return Request(f"GET {_operation(path)}", lambda: sdk_send(self.client, path, params), needs,
+                       path=path)
 
     def get(self, path: str, params: dict[str, Any], needs: str, key: str) -> Any:
         """One object: the body's ``key`` member (e.g. ``schedule``)."""

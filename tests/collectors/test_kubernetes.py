@@ -214,7 +214,8 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_an_unreachable_cluster_costs_only_that_cluster(fake):
+def test_an_unreachable_cluster_costs_only_that_cluster(fake, caplog):
+    caplog.set_level("INFO", logger="attest.calls")
     down = {"name": "edge", "server": f"https://127.0.0.1:{_closed_port()}", "token": TOKEN,
             "ca_file": str(fake.ca_file)}
     sleeps: list[float] = []
@@ -224,6 +225,11 @@ def test_an_unreachable_cluster_costs_only_that_cluster(fake):
     assert "no answer after 3 attempts" in edge[0].detail
     assert all("not tried" in r.detail for r in edge[1:])            # one bounded wait, not seven
     assert len(sleeps) == 2
+    # failed-calls.json: every list of edge, the first after 3 attempts, the others not tried
+    failed = [r.failed_call for r in caplog.records if hasattr(r, "failed_call")]
+    assert sorted((f["evidence"], f["attempts"], f["status"]) for f in failed) == sorted(
+        (r.name, 3 if i == 0 else 0, "unreachable") for i, r in enumerate(edge))
+    assert {f["scope"] for f in failed} == {"k8s:edge"}
     assert one(records, "kubernetes.cluster", "k8s:edge").state is EvidenceState.UNREACHABLE
     prod = [r for r in records if r.scope == "k8s:prod"]
     assert {r.state for r in prod} == {EvidenceState.OK}
@@ -301,7 +307,9 @@ def test_eks_token_is_a_presigned_get_caller_identity_url(moto):
     assert unquote(query["X-Amz-Credential"][0]).endswith("/us-east-1/sts/aws4_request")
 
 
-def test_an_eks_cluster_is_reached_with_its_endpoint_ca_and_a_signed_token(moto, fake, monkeypatch):
+def test_an_eks_cluster_is_reached_with_its_endpoint_ca_and_a_signed_token(moto, fake, monkeypatch,
+                                                                          caplog):
+    caplog.set_level("INFO", logger="attest.calls")
     from moto.eks.models import eks_backends
 
     from collectors.aws.demo import ACCOUNT, client
@@ -327,6 +335,13 @@ def test_an_eks_cluster_is_reached_with_its_endpoint_ca_and_a_signed_token(moto,
     ghost = one(records, "kubernetes.pods", "k8s:ghost")
     assert ghost.state is EvidenceState.ERROR
     assert "eks:DescribeCluster (ghost in us-east-1) failed: ResourceNotFoundException" in ghost.detail
+    # the one failed call, as the bundle's failed-calls.json lists it
+    (failed,) = [r.failed_call for r in caplog.records if hasattr(r, "failed_call")]
+    assert {k: failed[k] for k in ("source", "scope", "call", "resource", "status", "attempts",
+                                   "evidence", "state")} == {
+        "source": "kubernetes", "scope": "k8s:ghost", "call": "eks:DescribeCluster",
+        "resource": "cluster ghost in us-east-1", "status": "ResourceNotFoundException",
+        "attempts": 1, "evidence": "kubernetes.cluster", "state": "error"}
 
     # a long scan signs a new token once the old one is REFRESH_AFTER seconds old
     from collectors.kubernetes import eks
