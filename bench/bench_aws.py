@@ -137,9 +137,10 @@ def seed_large(url: str, now: datetime, regions: list[str] | tuple[str, ...] = R
             return region in offered[service]
         ec2 = aws("ec2", region)
         vpc = ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"]
+        zones = sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])
         subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{i}.{z}.0/24",
-                                     AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
-                   for z, zone in ((1, "a"), (2, "b"))]
+                                     AvailabilityZone=zone)["Subnet"]["SubnetId"]
+                   for z, zone in ((1, zones[0]), (2, zones[1]))]
         count("vpcs and subnets", 3)
         groups = []
         for g in range(n(10)):

@@ -89,7 +89,7 @@ sys.path.insert(0, str(ROOT))
 
 FULL = {"github repositories": 3000, "github members": 300, "okta users": 20000,
         "datadog monitors": 5000}
-AWS_MEMBERS = 20               # member accounts of the organization at full size
+AWS_MEMBERS = 20               # member accounts of the organization at full size (--scale N: 20 / N)
 MEMBER_SCALE = 1000            # bench_aws.seed_large's divisor for a member: one of each kind
 MEMBER_REGIONS = 2             # a member's resources are in its first two regions
 ROLE = "attest-audit"          # the role attest assumes in every account
@@ -104,6 +104,11 @@ GH_TOKEN = "bench-gh-token"
 
 def sizes(scale: int) -> dict[str, int]:
     return {k: max(1, v // scale) for k, v in FULL.items()}
+
+
+def members(scale: int, given: int | None) -> int:
+    """The organization's member accounts: ``--aws-members``, else 20 / scale (at least 1)."""
+    return given if given is not None else max(1, AWS_MEMBERS // scale)
 
 
 # --- the worlds (fakes server process) -------------------------------------------------------
@@ -468,6 +473,14 @@ def _server(args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
 
 
+def _started(server: subprocess.Popen, what: str) -> dict[str, Any]:
+    """A server's first line: what it serves (its traceback went to stderr if it failed)."""
+    line = server.stdout.readline()
+    if not line:
+        raise SystemExit(f"the server of {what} failed before serving (see its error above)")
+    return json.loads(line)
+
+
 def _finish(server: subprocess.Popen | None) -> dict[str, Any]:
     """Close a server's stdin and read what it answered (its last JSON line)."""
     if server is None:
@@ -489,13 +502,14 @@ def run_one(scale: int, args: argparse.Namespace) -> dict:
     fakes = _server(["--serve", str(scale), "--latency-ms", str(latency_ms),
                      "--okta-rate-limit", str(args.okta_rate_limit)])
     moto = None if args.no_aws else _server(
-        ["--serve-aws", str(scale), "--latency-ms", str(latency_ms), "--aws-members", str(args.aws_members)]
+        ["--serve-aws", str(scale), "--latency-ms", str(latency_ms),
+         "--aws-members", str(members(scale, args.aws_members))]
         + (["--aws-regions", str(args.aws_regions)] if args.aws_regions else []))
     aws_started: dict[str, Any] = {}
     try:
-        started = json.loads(fakes.stdout.readline())
+        started = _started(fakes, "the fakes")
         if moto is not None:
-            aws_started = json.loads(moto.stdout.readline())
+            aws_started = _started(moto, "moto")
         with tempfile.TemporaryDirectory() as tmp:
             out_dir = Path(tmp) / "evidence"
             config = Path(tmp) / "config.yaml"
@@ -518,23 +532,30 @@ def run_one(scale: int, args: argparse.Namespace) -> dict:
                 env.update(ENV, AWS_CONFIG_FILE=str(Path(tmp) / "none"),
                            AWS_SHARED_CREDENTIALS_FILE=str(Path(tmp) / "none"))
             load_before = os.getloadavg()[0]
+            servers = {"fakes": fakes, **({"moto": moto} if moto is not None else {})}
+            cpu_before = {k: bench_aws._cpu_seconds(v.pid) for k, v in servers.items()}
             figures = timed_scan(config, env)
+            server_cpu = {k: round(bench_aws._cpu_seconds(v.pid) - cpu_before[k], 1)
+                          for k, v in servers.items()}
             figures["load before / after"] = f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
             summary = scan_summary(out_dir)
     finally:
         counts = _finish(fakes)
         aws_counts = _finish(moto)
-    servers = {"fakes": counts.pop("server peak RSS (MB)", None)}
+    server_rss = {"fakes": counts.pop("server peak RSS (MB)", None)}
     if aws_counts:
-        servers["moto"] = aws_counts.pop("server peak RSS (MB)", None)
+        server_rss["moto"] = aws_counts.pop("server peak RSS (MB)", None)
         counts["aws"] = aws_counts
     run_sizes = dict(started["sizes"])
     if aws_started:
         run_sizes["aws resources"] = sum(sum(c.values()) for c in aws_started["resources"].values())
+        run_sizes["aws accounts"] = aws_started["accounts"]
+        run_sizes["aws account-regions"] = aws_started["accounts"] * len(aws_started["regions"])
     return {"scale": scale, "latency (ms)": latency_ms, "okta rate limit": args.okta_rate_limit,
             "okta share": share if share is not None else okta_default_share(),
             "sizes": run_sizes, "seed_s": started["seed_s"], "figures": figures, "summary": summary,
-            "calls": counts, "servers peak RSS (MB)": servers,
+            "calls": counts, "servers peak RSS (MB)": server_rss,
+            "servers CPU during the scan (s)": server_cpu,
             "aws": {k: v for k, v in aws_started.items() if k != "url"} if aws_started else None,
             "command": " ".join(sys.argv[1:])}
 
@@ -559,7 +580,7 @@ def rate_limit(run: dict, source: str) -> tuple[float, float, float] | None:
 
 def estate_units(run: dict, source: str) -> tuple[int | None, str]:
     s = run["sizes"]
-    return {"aws": (s.get("aws resources"), "seeded resources"),
+    return {"aws": (s.get("aws account-regions"), "account-regions"),
             "github": (s.get("github repositories"), "repositories"),
             "okta": (s.get("okta users"), "users"),
             "datadog": (s.get("datadog monitors"), "monitors")}[source]
@@ -600,8 +621,8 @@ def rss_verdict(run: dict) -> bool | None:
 
 
 def linearity(runs: list[dict]) -> dict[str, dict[str, Any]]:
-    """Per source, calls per unit of estate at each scale run; ok when the largest estate's is no
-    more than SLACK x the smallest's. Only with two scales or more."""
+    """Per source, calls per unit of estate at each scale run (the last run of each scale); ok
+    when the largest estate's is no more than SLACK x the smallest's. Only with two scales or more."""
     by_scale = {r["scale"]: r for r in runs}
     if len(by_scale) < 2:
         return {}
@@ -674,7 +695,8 @@ def _estate(run: dict, source: str) -> str:
     if source == "aws" and run.get("aws"):
         a = run["aws"]
         regions = f"all {len(a['regions'])}" if a.get("all regions") else f"first {len(a['regions'])}"
-        text += f"; {a['accounts']} accounts x {regions} regions"
+        text += (f" ({a['accounts']} accounts x {regions} regions), "
+                 f"{run['sizes'].get('aws resources', '?'):,} seeded resources")
     return text
 
 
@@ -702,9 +724,9 @@ def write_report(path: Path, runs: list[dict]) -> None:
         f"(what `bench/bench_aws.py` seeds per region, about 100 resources, plus 115 account-wide) "
         f"and {AWS_MEMBERS} member accounts with one resource of each kind in their first "
         f"{MEMBER_REGIONS} regions. `--scale N` divides each count by N (AWS: the management "
-        f"account's counts; the accounts and regions stay). Every account is read in every region "
-        f"configured; attest's defaults: {aws_defaults.max_accounts} accounts at once, "
-        f"{aws_defaults.max_workers} reads at once in each.",
+        f"account's counts and the member accounts, at least one; the regions stay). Every account "
+        f"is read in every region configured; attest's defaults: {aws_defaults.max_accounts} "
+        f"accounts at once, {aws_defaults.max_workers} reads at once in each.",
         "",
         f"Targets: each source's wall time (from scan.log) <= {SLACK:g} x its larger lower bound + "
         f"{STARTUP_S:g} s; bounds: calls x latency / {CONCURRENCY}, and the whole fixed windows the "
@@ -753,7 +775,8 @@ def write_report(path: Path, runs: list[dict]) -> None:
                   f"- evidence: {sm['evidence files']} files, {sm['evidence MB']:.1f} MB; not read: "
                   f"{', '.join(sm['incomplete']) or 'none'}",
                   f"- load average (1 min) before / after: {f['load before / after']}",
-                  f"- servers' peak RSS (MB, not the scan's): {r.get('servers peak RSS (MB)', '?')}",
+                  f"- the servers (not the scan): peak RSS (MB) {r.get('servers peak RSS (MB)', '?')}, "
+                  f"CPU during the scan (s) {r.get('servers CPU during the scan (s)', '?')}",
                   f"- building the fakes' worlds took {r['seed_s']} s"
                   + (f", seeding moto {aws.get('seed_s')} s" if aws else "") + " (not measured)"]
         if aws:
@@ -777,9 +800,9 @@ def write_report(path: Path, runs: list[dict]) -> None:
     if lin:
         scales = sorted({r["scale"] for r in runs}, reverse=True)
         lines += ["## Linearity", "",
-                  "Calls per unit of estate (AWS: per seeded resource; its calls are mostly one per "
-                  "account, region and evidence kind, so they fall per resource as the estate grows), "
-                  "and seconds per call (they jump where rate-limit windows start).", "",
+                  "Calls per unit of estate (AWS: per account-region, an account read in a region: "
+                  "most of its calls are one per account, region and evidence kind), and seconds per "
+                  "call (they jump where rate-limit windows start).", "",
                   "| source | " + " | ".join(f"1/{s} calls/unit | 1/{s} s/call" for s in scales) + " | |",
                   "|---|" + "---|---|" * len(scales) + "---|"]
         for source, v in lin.items():
@@ -804,8 +827,9 @@ def main() -> int:
                          "rate-limit increase Okta granted)")
     ap.add_argument("--okta-share", type=float, default=None,
                     help="okta.rate_limit_share for the scan (default: the config default)")
-    ap.add_argument("--aws-members", type=int, default=AWS_MEMBERS,
-                    help=f"member accounts of the AWS Organization (default {AWS_MEMBERS})")
+    ap.add_argument("--aws-members", type=int, default=None,
+                    help=f"member accounts of the AWS Organization (default: {AWS_MEMBERS} / scale, "
+                         "at least 1)")
     ap.add_argument("--aws-regions", type=int, default=None,
                     help="read and seed only the first N regions (us-east-1 first; default: "
                          "regions: all, attest's discovery)")
@@ -821,7 +845,8 @@ def main() -> int:
         serve(args.serve, args.latency_ms / 1000, args.okta_rate_limit)
         return 0
     if args.serve_aws is not None:
-        serve_aws(args.serve_aws, args.latency_ms / 1000, args.aws_members, args.aws_regions)
+        serve_aws(args.serve_aws, args.latency_ms / 1000, members(args.serve_aws, args.aws_members),
+                  args.aws_regions)
         return 0
     runs = []
     if args.merge:
