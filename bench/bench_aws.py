@@ -49,7 +49,7 @@ TARGET_RSS_MB = 200.0
 def seed_large(url: str, now: datetime, regions: list[str] | tuple[str, ...] = REGIONS, *,
                scale: int = 1, account: str | None = None, prefix: str = "acme",
                id_seed: int | None = None, **credentials: str) -> dict[str, int]:
-    """About 500 resources over ``regions`` (about 100 a region, 115 account-wide); returns the
+    """About 500 resources over ``regions`` (about 75 a region, 116 account-wide); returns the
     count of each kind.
 
     ``bench/bench_scale.py`` reuses it: ``scale`` divides every count (at least one of each

@@ -1,66 +1,74 @@
 """Benchmark: a full scan of a large company (AWS, GitHub, Okta, Datadog) on moto and the local
-fakes, every answer 50 ms late, at the vendors' rate limits (run by hand, never as a timed unit
-test). Issue 9, item 7.
+fakes, every answer 50 ms late, at the vendors' rate limits (issue 9, item 7). Run by hand, never
+as a timed unit test:
 
     .venv/bin/python bench/bench_scale.py --scale 100 [--scale 10 ...] [--latency-ms 50]
-        [--aws-members 20] [--aws-regions N] [--no-aws] [--okta-rate-limit 600] [--okta-share S]
+        [--aws-members N] [--aws-regions N] [--no-aws] [--okta-rate-limit 600] [--okta-share S]
         [--out bench/results/scale.md] [--json RAW.json]
-    .venv/bin/python bench/bench_scale.py --merge A.json B.json ... --out bench/results/scale.md
+    .venv/bin/python bench/bench_scale.py --merge A.json B.json ... [--out bench/results/scale.md]
 
-The estate at ``--scale 1`` (full size):
+The estate at ``--scale 1`` (full size); ``--scale N`` divides every count by N (at least 1):
 
-* AWS: one account (moto's default, 123456789012, the management account of an AWS Organization)
-  seeded in every region attest reads there with what ``bench/bench_aws.py`` seeds per region
-  (``bench_aws.seed_large``: about 100 resources a region, 115 account-wide; ``--scale N``
-  divides each count, at least one of each kind), plus ``--aws-members`` (20) member accounts
-  created with moto's Organizations, each with the role attest assumes (``attest-audit``) and a
-  small estate (one of each kind, about 45 resources) in its first two regions. The scan reads the
-  organization (``aws.organization.role_name: attest-audit``) and, by default, ``regions: all``:
-  attest's own discovery, moto's DescribeRegions less the opt-in regions not opted in (20 regions
-  of the aws partition, plus 2 China and 2 GovCloud regions attest records as "service not
-  offered" without calling). So every one of the 21 accounts is read in every region (attest has
-  no per-account region list); only the management account has resources everywhere.
-  ``--aws-regions N`` reads (and seeds) only the first N regions (us-east-1 first): a smaller run.
-  attest's defaults stand: ``max_accounts`` 4 accounts at once, ``max_workers`` 8 reads each.
+* AWS: an AWS Organization in moto. Its management account (moto's default, 123456789012) is
+  seeded in every region the scan reads with what ``bench/bench_aws.py`` seeds per region
+  (``bench_aws.seed_large``: about 75 resources a region, 116 account-wide: IAM, buckets, a
+  trail). 20 member accounts (``--aws-members``; default 20 / N) are created with moto's
+  Organizations, each with the role attest assumes (``attest-audit``) and a small estate: one of
+  each kind (``seed_large`` at 1/1000, about 50 resources) in its first two regions. The scan's
+  ``aws:`` section names the organization (``organization.role_name: attest-audit``) and
+  ``regions: all``: attest's own discovery, moto's DescribeRegions less the opt-in regions not
+  opted in, which is 20 regions of the aws partition (and 2 China and 2 GovCloud regions that
+  attest records "service not offered" without a call). Every account is read in every one of
+  those regions (attest has no per-account region list); only the management account has
+  resources in all of them. ``--aws-regions N`` reads and seeds only the first N (us-east-1
+  first). attest's defaults stand: 4 accounts at once (``max_accounts``), 8 reads in each
+  (``max_workers``). ``--no-aws`` leaves AWS out.
 * GitHub 3000 repositories (300 members, a Dependabot alert per 20 repositories, a merged pull
-  request per 10), Okta 20,000 users each with one or two factors (plus the demo's policies),
-  Datadog 5000 monitors. ``--scale N`` divides every count by N.
+  request per 10), Okta 20,000 users with one or two factors each (plus the demo's policies),
+  Datadog 5000 monitors.
 
-What it does:
+What a run does, per ``--scale``:
 
-1. Two server processes. One builds the GitHub, Okta and Datadog worlds and serves them with the
-   fakes (``attest.demo.http.LocalServer``), each answer delayed by ``--latency-ms``; the fakes
-   send their rate-limit headers: GitHub 5000 calls an hour, Okta ``--okta-rate-limit`` (600) a
-   minute on every ``/api/v1`` call, Datadog 1000 per 10 s. The other runs moto (with the demo's
-   answers for what moto lacks) behind a WSGI layer that delays every answer by ``--latency-ms``
-   too and counts it; the latency is switched on after seeding.
-2. ``attest scan --config CONFIG`` (the four sources, the whole catalog) runs as a subprocess
-   under ``/usr/bin/time -v``: wall time and the scan process's peak RSS. Each source's wall time
-   comes from the bundle's scan.log (``<source>: N evidence records ... in X s``).
-3. When the scan is done the servers report every request they answered, by source, by endpoint
-   family (``GET /api/v1/users/{id}/factors``, ``GET /repos/{owner}/{repo}/vulnerability-alerts``,
-   ``POST /graphql``; AWS as ``service:Action`` from the X-Amz-Target header, the ``Action=``
-   parameter, or, for REST APIs, the botocore operation whose URI the request matches) and by
-   HTTP status.
+1. Starts two server processes. One builds the GitHub, Okta and Datadog worlds and serves them
+   with the fakes (``attest.demo.http.LocalServer``), each answer delayed by ``--latency-ms``;
+   the fakes send their rate-limit headers: GitHub 5000 calls an hour, Okta ``--okta-rate-limit``
+   (600) a calendar minute over every ``/api/v1`` call, Datadog 1000 per 10 s. The other runs
+   moto (with the demo's answers for what moto lacks, ``collectors/aws/demo_gaps.py``) behind a
+   WSGI layer (:class:`AwsFront`) that delays every answer by ``--latency-ms`` and records it;
+   both are switched on after seeding, which is not measured.
+2. Runs ``attest scan --config CONFIG`` (the four sources, the whole catalog) as a subprocess
+   under ``/usr/bin/time -v``: wall time, CPU and the scan process's peak RSS. Each source's
+   wall time comes from the bundle's scan.log (``<source>: N evidence records ... in X s``).
+   The servers' CPU during the scan and their peak RSS are reported beside it.
+3. Then the servers report every request they answered: by source, by endpoint family and by
+   HTTP status. A family is ``METHOD /path`` with ids and names replaced (``GET
+   /api/v1/users/{id}/factors``, ``GET /repos/{owner}/{repo}/vulnerability-alerts``, ``POST
+   /graphql``); for AWS ``service:Action``, from the X-Amz-Target header (JSON APIs), the
+   ``Action`` parameter (query APIs) or the botocore operation whose method and URI the request
+   matches (REST APIs: S3, EKS, GuardDuty, Backup...).
 4. Per source, two lower bounds on its time: ``calls x latency / 16`` (16: the concurrency a
    source may reasonably use), and the whole windows a fixed-window rate limit forces a client
    to wait at the share of the limit attest uses: ``(ceil(calls / (limit x share)) - 1) x
-   window`` (GitHub 5000/hour at share 1, Okta's limit a minute at ``okta.rate_limit_share``,
-   default 0.5, Datadog 1000/10 s at share 1; AWS: no fixed window, moto has no limits and AWS
-   throttles with token buckets, so none). The Okta fake's windows are calendar minutes: a scan
-   starting late in a minute may finish up to one window under the rate bound.
-5. Figures, machine and versions go to ``--out`` (markdown) and ``--json``; ``--merge`` writes
-   ``--out`` from the ``--json`` files of earlier runs (several scales in one report).
+   window``: GitHub 5000/hour at share 1 and Datadog 1000/10 s at share 1 (attest has no share
+   setting for either), Okta's limit a minute at ``okta.rate_limit_share`` (default 0.5, or
+   ``--okta-share``), counted over the ``/api/v1`` calls as the fake counts them. AWS has none:
+   moto has no limits, and AWS throttles with token buckets, not fixed windows. The Okta fake's
+   windows are calendar minutes, so a scan that starts late in a minute can finish up to one
+   window under the rate bound.
+5. Writes the figures, the verdicts, the exact commands, the machine and the versions to
+   ``--out`` (markdown) and the raw figures to ``--json`` after each scale. ``--merge`` writes
+   ``--out`` from the ``--json`` files of earlier runs, with the verdicts recomputed.
 
-Targets (issue 9, the 2-core machine), each printed ``ok``/``MISS``; the exit code is 1 if one
-is missed:
+Targets (issue 9, on the project's 2-core machine), each printed ``ok`` or ``MISS``; the exit code
+is 1 if one is missed (``--merge`` too):
 
 * each source's wall time <= 1.3 x its larger bound + 5 s (start-up), at every scale run;
-* peak RSS of the scan < 300 MB, at ``--scale 1`` only;
-* linear in estate size, with two scales or more: each source's calls per unit of estate
-  (repository, user, monitor, seeded AWS resource) at the largest estate are no more than 1.3 x
-  those at the smallest (calls grow no faster than the estate); time follows calls through the
-  first target. Seconds per call are printed beside it (they jump where rate windows start).
+* the scan's peak RSS < 300 MB, at ``--scale 1`` only;
+* time linear in estate size, with two scales or more: each source's calls per unit of estate
+  (AWS: per account-region, an account read in one region; GitHub: per repository; Okta: per
+  user; Datadog: per monitor) at the largest estate are no more than 1.3 x those at the smallest,
+  so calls grow no faster than the estate; time follows the calls through the first target.
+  Seconds per call are printed beside them (they jump where rate-limit windows start).
 """
 from __future__ import annotations
 
@@ -721,7 +729,7 @@ def write_report(path: Path, runs: list[dict]) -> None:
         "",
         "Full size (`--scale 1`): " + ", ".join(f"{k} {v:,}" for k, v in FULL.items())
         + f"; AWS: the management account of an organization seeded in every region attest reads "
-        f"(what `bench/bench_aws.py` seeds per region, about 100 resources, plus 115 account-wide) "
+        f"(what `bench/bench_aws.py` seeds per region, about 75 resources, plus 116 account-wide) "
         f"and {AWS_MEMBERS} member accounts with one resource of each kind in their first "
         f"{MEMBER_REGIONS} regions. `--scale N` divides each count by N (AWS: the management "
         f"account's counts and the member accounts, at least one; the regions stay). Every account "
