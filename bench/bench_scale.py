@@ -716,7 +716,7 @@ def write_report(path: Path, runs: list[dict]) -> None:
         "# Scale benchmark: a large company on moto and the local fakes",
         "",
         f"Written by `bench/bench_scale.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-        "(what it does, exactly: its docstring).",
+        "(its docstring says exactly what it does).",
         "",
         "Commands: " + "; ".join(sorted({f"`.venv/bin/python bench/bench_scale.py {r['command']}`"
                                           for r in runs})),
