@@ -32,6 +32,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,48 +46,73 @@ TARGET_RSS_MB = 200.0
 
 # --- the seeded account (runs in the server process) ----------------------------------------
 
-def seed_large(url: str, now: datetime) -> dict[str, int]:
-    """About 500 resources over REGIONS; returns the count of each kind."""
-    from collectors.aws.demo import (ACCOUNT, ALARM_FILTERS, AMI, GAPS, client,
+def seed_large(url: str, now: datetime, regions: list[str] | tuple[str, ...] = REGIONS, *,
+               scale: int = 1, account: str | None = None, prefix: str = "acme",
+               id_seed: int | None = None, **credentials: str) -> dict[str, int]:
+    """About 500 resources over ``regions`` (about 75 a region, 116 account-wide); returns the
+    count of each kind.
+
+    ``bench/bench_scale.py`` reuses it: ``scale`` divides every count (at least one of each
+    kind), ``account`` and ``credentials`` (an assumed role's keys) seed another account of the
+    same moto server, ``prefix`` names its buckets (S3 names are global), and ``id_seed`` seeds
+    moto's ids first (default: the demo's seed; ``0``: not seeded again, for a second account)."""
+    from collectors.aws.demo import (ACCOUNT, ALARM_FILTERS, AMI, GAPS, ID_SEED, client,
                                      deny_insecure_transport, seed_ids)
-    seed_ids(url)
+    account = account or ACCOUNT
+    if id_seed is None:
+        id_seed = ID_SEED
+    if id_seed:
+        seed_ids(url, id_seed)
     counts: dict[str, int] = {}
 
-    def count(kind: str, n: int = 1) -> None:
-        counts[kind] = counts.get(kind, 0) + n
+    def n(full: int) -> int:
+        return max(1, full // scale)
 
-    iam = client(url, "iam")
+    def count(kind: str, k: int = 1) -> None:
+        counts[kind] = counts.get(kind, 0) + k
+
+    def aws(service: str, region: str = "us-east-1") -> Any:
+        return client(url, service, region, **credentials)
+
+    offered = {service: set(boto3.Session().get_available_regions(service))
+               for service in ("ec2", "kms", "logs", "rds", "acm", "elbv2", "guardduty",
+                               "securityhub", "inspector2", "backup", "config", "sns", "cloudwatch")}
+    bucket = f"{prefix}-data"
+    iam = aws("iam")
     iam.update_account_password_policy(MinimumPasswordLength=14, RequireSymbols=True)
     scoped = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::acme-data-0/*"}]})
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}-0/*"}]})
     admin = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "ec2.amazonaws.com"}}]})
+    n_groups = n(5)
     policies = [iam.create_policy(PolicyName=f"acme-policy-{i}", PolicyDocument=admin if i == 0 else scoped)
-                ["Policy"]["Arn"] for i in range(20)]
-    count("iam policies", 20)
-    for g in range(5):
+                ["Policy"]["Arn"] for i in range(max(n(20), n_groups + 1))]
+    count("iam policies", len(policies))
+    for g in range(n_groups):
         iam.create_group(GroupName=f"team-{g}")
         iam.attach_group_policy(GroupName=f"team-{g}", PolicyArn=policies[g + 1])
-    count("iam groups", 5)
-    for u in range(30):
+    count("iam groups", n_groups)
+    for u in range(n(30)):
         iam.create_user(UserName=f"user-{u}")
-        iam.add_user_to_group(GroupName=f"team-{u % 5}", UserName=f"user-{u}")
+        iam.add_user_to_group(GroupName=f"team-{u % n_groups}", UserName=f"user-{u}")
         if u % 3 == 0:
             iam.create_access_key(UserName=f"user-{u}")
         if u % 10 == 0:
             iam.put_user_policy(UserName=f"user-{u}", PolicyName="extra", PolicyDocument=scoped)
-    count("iam users", 30)
-    for r in range(20):
+    count("iam users", n(30))
+    n_roles = n(20)
+    for r in range(n_roles):
         iam.create_role(RoleName=f"role-{r}", AssumeRolePolicyDocument=trust)
-        iam.attach_role_policy(RoleName=f"role-{r}", PolicyArn=policies[r % 20])
-    count("iam roles", 20)
+        iam.attach_role_policy(RoleName=f"role-{r}", PolicyArn=policies[r % len(policies)])
+    count("iam roles", n_roles)
+    recorder_role = f"arn:aws:iam::{account}:role/role-{min(1, n_roles - 1)}"
 
-    s3 = client(url, "s3")
-    for b in range(40):
-        region = REGIONS[b % len(REGIONS)]
-        name = f"acme-data-{b}"
+    s3 = aws("s3")
+    for b in range(n(40)):
+        region = regions[b % len(regions)]
+        name = f"{bucket}-{b}"
         extra = {} if region == "us-east-1" else {
             "CreateBucketConfiguration": {"LocationConstraint": region}}
         s3.create_bucket(Bucket=name, **extra)
@@ -94,64 +122,67 @@ def seed_large(url: str, now: datetime) -> dict[str, int]:
             s3.put_bucket_policy(Bucket=name, Policy=deny_insecure_transport(name))
         if b % 3:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    count("s3 buckets", 40)
+    count("s3 buckets", n(40))
 
-    trail = client(url, "cloudtrail")
-    trail.create_trail(Name="org-audit", S3BucketName="acme-data-0", IsMultiRegionTrail=True,
+    trail = aws("cloudtrail")
+    trail.create_trail(Name="org-audit", S3BucketName=f"{bucket}-0", IsMultiRegionTrail=True,
                        EnableLogFileValidation=True, CloudWatchLogsLogGroupArn=(
-                           f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:org-audit:*"),
-                       CloudWatchLogsRoleArn=f"arn:aws:iam::{ACCOUNT}:role/role-0")
+                           f"arn:aws:logs:us-east-1:{account}:log-group:org-audit:*"),
+                       CloudWatchLogsRoleArn=f"arn:aws:iam::{account}:role/role-0")
     trail.start_logging(Name="org-audit")
     count("cloudtrail trails")
 
-    for i, region in enumerate(REGIONS):
-        ec2 = client(url, "ec2", region)
+    for i, region in enumerate(regions):
+        def here(service: str) -> bool:
+            return region in offered[service]
+        ec2 = aws("ec2", region)
         vpc = ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"]
+        zones = sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])
         subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{i}.{z}.0/24",
-                                     AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
-                   for z, zone in ((1, "a"), (2, "b"))]
+                                     AvailabilityZone=zone)["Subnet"]["SubnetId"]
+                   for z, zone in ((1, zones[0]), (2, zones[1]))]
         count("vpcs and subnets", 3)
         groups = []
-        for g in range(10):
+        for g in range(n(10)):
             sg = ec2.create_security_group(GroupName=f"sg-{g}", Description="bench", VpcId=vpc)
             groups.append(sg["GroupId"])
             ec2.authorize_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[{
                 "IpProtocol": "tcp", "FromPort": 22 if g == 0 else 443, "ToPort": 22 if g == 0 else 443,
                 "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-        count("security groups", 10)
-        instances = ec2.run_instances(ImageId=AMI, MinCount=10, MaxCount=10, InstanceType="t3.micro",
+        count("security groups", n(10))
+        instances = ec2.run_instances(ImageId=AMI, MinCount=n(10), MaxCount=n(10), InstanceType="t3.micro",
                                       SubnetId=subnets[0], MetadataOptions={"HttpTokens": "required"})
-        count("instances and their volumes", 20)
-        for n, instance in enumerate(instances["Instances"][:6]):
+        count("instances and their volumes", 2 * n(10))
+        for k, instance in enumerate(instances["Instances"][:n(6)]):
             volume = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
-            snap = ec2.create_snapshot(VolumeId=volume, Description=f"snap-{n}")["SnapshotId"]
-            if n == 0 and i == 0:
+            snap = ec2.create_snapshot(VolumeId=volume, Description=f"snap-{k}")["SnapshotId"]
+            if k == 0 and i == 0:
                 ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
                                               OperationType="add", GroupNames=["all"])
-        count("ebs snapshots", 6)
+        count("ebs snapshots", min(n(6), n(10)))
         ec2.create_flow_logs(ResourceIds=[vpc], ResourceType="VPC", TrafficType="ALL",
-                             LogDestinationType="s3", LogDestination="arn:aws:s3:::acme-data-0")
+                             LogDestinationType="s3", LogDestination=f"arn:aws:s3:::{bucket}-0")
         ec2.enable_ebs_encryption_by_default()
 
-        kms = client(url, "kms", region)
-        for k in range(6):
+        kms = aws("kms", region)
+        for k in range(n(6)):
             key = kms.create_key(Description=f"key-{k}")["KeyMetadata"]["KeyId"]
             if k % 2:
                 kms.enable_key_rotation(KeyId=key)
-        count("kms keys", 6)
+        count("kms keys", n(6))
 
-        logs = client(url, "logs", region)
-        for g in range(10):
+        logs = aws("logs", region)
+        for g in range(n(10)):
             logs.create_log_group(logGroupName=f"/acme/app-{g}")
             if g % 2:
                 logs.put_retention_policy(logGroupName=f"/acme/app-{g}", retentionInDays=400)
-        count("log groups", 10)
+        count("log groups", n(10))
         if region == "us-east-1":
             logs.create_log_group(logGroupName="org-audit")
-            sns = client(url, "sns", region)
+            sns = aws("sns", region)
             topic = sns.create_topic(Name="security-alerts")["TopicArn"]
             sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="sec@example.com")
-            cloudwatch = client(url, "cloudwatch", region)
+            cloudwatch = aws("cloudwatch", region)
             for name, pattern in ALARM_FILTERS.items():
                 logs.put_metric_filter(logGroupName="org-audit", filterName=name, filterPattern=pattern,
                                        metricTransformations=[{"metricName": name, "metricNamespace": "CIS",
@@ -160,62 +191,70 @@ def seed_large(url: str, now: datetime) -> dict[str, int]:
                                             Statistic="Sum", Period=300, EvaluationPeriods=1,
                                             Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
                                             AlarmActions=[topic])
-            count("metric filters and alarms", 12)
+            count("metric filters and alarms", 2 * len(ALARM_FILTERS))
 
-        rds = client(url, "rds", region)
-        for d in range(4):
-            rds.create_db_instance(DBInstanceIdentifier=f"db-{d}", DBInstanceClass="db.t3.micro",
-                                   Engine="postgres", AllocatedStorage=20, MasterUsername="acme",
-                                   MasterUserPassword="not-a-real-password", StorageEncrypted=d > 0,
-                                   BackupRetentionPeriod=7, DeletionProtection=d % 2 == 0)
-        for d in range(2):
-            rds.create_db_snapshot(DBInstanceIdentifier=f"db-{d}", DBSnapshotIdentifier=f"db-{d}-manual")
-        count("rds instances", 4)
-        count("rds snapshots", 2)
+        n_db = n(4)
+        if here("rds"):
+            rds = aws("rds", region)
+            for d in range(n_db):
+                rds.create_db_instance(DBInstanceIdentifier=f"db-{d}", DBInstanceClass="db.t3.micro",
+                                       Engine="postgres", AllocatedStorage=20, MasterUsername="acme",
+                                       MasterUserPassword="not-a-real-password", StorageEncrypted=d > 0,
+                                       BackupRetentionPeriod=7, DeletionProtection=d % 2 == 0)
+            for d in range(min(n(2), n_db)):
+                rds.create_db_snapshot(DBInstanceIdentifier=f"db-{d}", DBSnapshotIdentifier=f"db-{d}-manual")
+            count("rds instances", n_db)
+            count("rds snapshots", min(n(2), n_db))
 
-        acm = client(url, "acm", region)
-        certs = [acm.request_certificate(DomainName=f"svc{c}.{region}.acme.example")["CertificateArn"]
-                 for c in range(4)]
-        count("acm certificates", 4)
-        elbv2 = client(url, "elbv2", region)
-        for n in range(2):
-            lb = elbv2.create_load_balancer(Name=f"alb-{n}", Subnets=subnets, SecurityGroups=groups[1:2])
-            arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
-            target = elbv2.create_target_group(Name=f"tg-{n}", Protocol="HTTP", Port=80, VpcId=vpc)
-            elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTPS", Port=443,
-                                  SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
-                                  Certificates=[{"CertificateArn": certs[n]}], DefaultActions=[
-                                      {"Type": "forward",
-                                       "TargetGroupArn": target["TargetGroups"][0]["TargetGroupArn"]}])
-            elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=80, DefaultActions=[{
-                "Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443",
-                                                       "StatusCode": "HTTP_301"}}])
-        count("load balancers", 2)
+        if here("acm") and here("elbv2"):
+            acm = aws("acm", region)
+            certs = [acm.request_certificate(DomainName=f"svc{c}.{region}.acme.example")["CertificateArn"]
+                     for c in range(n(4))]
+            count("acm certificates", n(4))
+            elbv2 = aws("elbv2", region)
+            for k in range(min(n(2), n(4))):
+                lb = elbv2.create_load_balancer(Name=f"alb-{k}", Subnets=subnets,
+                                                SecurityGroups=groups[1:2] or groups[:1])
+                arn = lb["LoadBalancers"][0]["LoadBalancerArn"]
+                target = elbv2.create_target_group(Name=f"tg-{k}", Protocol="HTTP", Port=80, VpcId=vpc)
+                elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTPS", Port=443,
+                                      SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+                                      Certificates=[{"CertificateArn": certs[k]}], DefaultActions=[
+                                          {"Type": "forward",
+                                           "TargetGroupArn": target["TargetGroups"][0]["TargetGroupArn"]}])
+                elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=80, DefaultActions=[{
+                    "Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443",
+                                                           "StatusCode": "HTTP_301"}}])
+            count("load balancers", min(n(2), n(4)))
 
-        detector = client(url, "guardduty", region).create_detector(Enable=True)["DetectorId"]
-        for f in range(5):
-            GAPS.add_finding(ACCOUNT, region, detector, finding_id=f"bench{i}{f:027d}",
-                             type="Recon:EC2/PortProbeUnprotectedPort", severity=8.0 if f == 0 else 4.0,
-                             created=now - timedelta(days=f * 3), title="bench",
-                             resource={"resourceType": "Instance"})
-        count("guardduty findings", 5)
-        client(url, "securityhub", region).enable_security_hub()
-        GAPS.enable_standards(ACCOUNT, region, ["aws-foundational-security-best-practices/v/1.0.0"])
-        GAPS.add_analyzer(ACCOUNT, region, "org", now, type="ORGANIZATION")
-        client(url, "inspector2", region).enable(accountIds=[ACCOUNT],
-                                                 resourceTypes=["EC2", "ECR", "LAMBDA"])
-        plan = client(url, "backup", region).create_backup_plan(BackupPlan={
-            "BackupPlanName": "daily", "Rules": [{"RuleName": "d", "TargetBackupVaultName": "Default"}]})
-        GAPS.add_backup_selection(ACCOUNT, region, plan["BackupPlanId"], "all", now)
-        for d in range(3):
-            GAPS.protect(ACCOUNT, region, f"arn:aws:rds:{region}:{ACCOUNT}:db:db-{d}", "RDS", f"db-{d}", now)
-        count("backup plans", 1)
-        config = client(url, "config", region)
-        config.put_configuration_recorder(ConfigurationRecorder={
-            "name": "default", "roleARN": f"arn:aws:iam::{ACCOUNT}:role/role-1",
-            "recordingGroup": {"allSupported": True}})
-        config.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": "acme-data-0"})
-        config.start_configuration_recorder(ConfigurationRecorderName="default")
+        if here("guardduty"):
+            detector = aws("guardduty", region).create_detector(Enable=True)["DetectorId"]
+            for f in range(n(5)):
+                GAPS.add_finding(account, region, detector, finding_id=f"bench{i:02d}{f:026d}",
+                                 type="Recon:EC2/PortProbeUnprotectedPort", severity=8.0 if f == 0 else 4.0,
+                                 created=now - timedelta(days=f * 3), title="bench",
+                                 resource={"resourceType": "Instance"})
+            count("guardduty findings", n(5))
+        if here("securityhub"):
+            aws("securityhub", region).enable_security_hub()
+            GAPS.enable_standards(account, region, ["aws-foundational-security-best-practices/v/1.0.0"])
+        GAPS.add_analyzer(account, region, "org", now, type="ORGANIZATION")
+        if here("inspector2"):
+            aws("inspector2", region).enable(accountIds=[account], resourceTypes=["EC2", "ECR", "LAMBDA"])
+        if here("backup"):
+            plan = aws("backup", region).create_backup_plan(BackupPlan={
+                "BackupPlanName": "daily", "Rules": [{"RuleName": "d", "TargetBackupVaultName": "Default"}]})
+            GAPS.add_backup_selection(account, region, plan["BackupPlanId"], "all", now)
+            for d in range(min(n(3), n_db)):
+                GAPS.protect(account, region, f"arn:aws:rds:{region}:{account}:db:db-{d}", "RDS",
+                             f"db-{d}", now)
+            count("backup plans", 1)
+        if here("config"):
+            config = aws("config", region)
+            config.put_configuration_recorder(ConfigurationRecorder={
+                "name": "default", "roleARN": recorder_role, "recordingGroup": {"allSupported": True}})
+            config.put_delivery_channel(DeliveryChannel={"name": "default", "s3BucketName": f"{bucket}-0"})
+            config.start_configuration_recorder(ConfigurationRecorderName="default")
     return counts
 
 
