@@ -19,6 +19,7 @@ throwaway CA made when it starts (:mod:`attest.demo.tls`), which the client trus
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -279,6 +280,7 @@ class FakePagerDuty:
 
     def __init__(self, world: PagerDutyWorld) -> None:
         self.world = world
+        self._lock = threading.Lock()   # requests come in concurrently: count each once
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         return self.answer(Request(environ))(environ, start_response)
@@ -295,9 +297,11 @@ class FakePagerDuty:
         w = self.world
         if request.headers.get("Authorization") != f"Token token={w.token}":
             return _error(401, "Unauthorized", 2006)
-        headers, over = self._rate()
-        if w.throttle > 0 or over:
-            w.throttle = max(w.throttle - 1, 0)
+        with self._lock:
+            headers, over = self._rate()
+            throttled = w.throttle > 0 or over
+            w.throttle = max(w.throttle - 1, 0) if throttled else w.throttle
+        if throttled:
             response = _error(429, "Rate Limit Exceeded", 2020)
             response.headers.update({**headers, "ratelimit-remaining": "0"})
             return response
