@@ -263,6 +263,8 @@ class PagerDutyWorld:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     log_entries: list[dict[str, Any]] = field(default_factory=list)
     denied: set[str] = field(default_factory=set)          # path prefixes answering 403
+    revoked: set[str] = field(default_factory=set)         # path prefixes answering 401 (the
+                                                            # token revoked while a scan runs)
     fail: dict[str, set[int] | None] = field(default_factory=dict)  # path -> offsets answering 500 (None: all)
     throttle: int = 0                                       # answer the next N requests with 429
     rate_limit: int = 960                                   # per minute, per the ratelimit-* headers
@@ -295,7 +297,9 @@ class FakePagerDuty:
 
     def answer(self, request: Request) -> Response:
         w = self.world
-        if request.headers.get("Authorization") != f"Token token={w.token}":
+        path = request.path.rstrip("/")
+        if (request.headers.get("Authorization") != f"Token token={w.token}"
+                or any(path == p or path.startswith(p + "/") for p in w.revoked)):
             return _error(401, "Unauthorized", 2006)
         with self._lock:
             headers, over = self._rate()
