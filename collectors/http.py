@@ -18,6 +18,12 @@ module does the rest, once for every source:
 * **logs**: one line per call (``attest.logs.api_call``) with its outcome and attempts; a call
   that failed for good (or was not tried, its host having given no answer) carries its entry for
   the bundle's ``failed-calls.json`` (:mod:`attest.calls`);
+* **concurrency**: a source's threads (or tasks) share one layer. Every call that starts while
+  an announced pause lasts waits for it (the pause is never cleared by the first caller to wait);
+  the budget of a bucket is counted under a lock as each attempt goes, so concurrent calls never
+  spend more than the estimate leaves (before a bucket's first answer announces its budget
+  nothing holds calls back: up to the source's ``max_workers`` may go, and a 429 then is
+  retried); ``Http(max_in_flight=N)`` bounds the requests being sent at once;
 * the **https-or-loopback** rule for every configured URL (:func:`https_or_loopback`).
 """
 from __future__ import annotations
@@ -309,7 +315,7 @@ class _Base:
         self._pause_until = 0.0        # monotonic time before which no call starts (pacing)
         self.dead: HttpError | None = None   # the host gave no answer: later calls are not tried
 
-    def _retrying_args(self) -> dict[str, Any]:
+    def _retrying_args(self, call: "_Call") -> dict[str, Any]:
         backoff = wait_random_exponential(multiplier=self.policy.backoff, max=8)
 
         def wait(state: RetryCallState) -> float:
@@ -317,8 +323,9 @@ class _Base:
             told = getattr(exc, "wait", None)
             seconds = max(told or 0.0, backoff(state))
             seconds = min(seconds, self.policy.max_wait)
-            if seconds >= self._pacing_delay():
-                self._pause_until = 0.0    # this wait already covers the pacing one
+            pause, until = self._pacing(call.paced_to)
+            if seconds >= pause:
+                call.paced_to = until     # this wait already covers the pacing one
             self.waits.append(seconds)
             return seconds
         return {"stop": stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.max_elapsed),
@@ -326,12 +333,14 @@ class _Base:
                 "reraise": True}
 
     def _note(self, response: Response) -> None:
-        """Pacing: nothing left of the budget -> the next call waits for the reset (bounded)."""
+        """Pacing: nothing left of the budget -> every call that starts an attempt before the
+        reset waits for it (bounded), whichever thread or task it runs in."""
         remaining = _numbers(response.header(self.rates.remaining))
         if remaining and min(remaining) <= 0:
             wait = reset_in(response, self.rates)
             if wait is not None and 0 < wait <= self.policy.max_wait:
-                self._pause_until = max(self._pause_until, self.clock() + wait)
+                with self._budget_lock:
+                    self._pause_until = max(self._pause_until, self.clock() + wait)
 
     def _check_alive(self, request: Request) -> None:
         """After a call found the host unreachable (every retry included), the source's other
@@ -345,8 +354,20 @@ class _Base:
             self.dead = error
         return error
 
-    def _pacing_delay(self) -> float:
-        return max(0.0, self._pause_until - self.clock())
+    def _pacing(self, served: float = 0.0) -> tuple[float, float]:
+        """(seconds until the pause the rate limit announced ends, that end); 0 seconds when
+        there is no pause, or when the asking call has already waited out this very pause
+        (``served``: the end of the last pause it waited for). The pause is never cleared for
+        everyone: each concurrent call waits for it, and a call that has waited goes on, even
+        on a clock that does not move (tests)."""
+        until = self._pause_until
+        if until <= served:
+            return 0.0, until
+        return max(0.0, until - self.clock()), until
+
+    def _count(self) -> None:
+        with self._budget_lock:
+            self.calls += 1
 
     def _budget_wait(self, bucket: str) -> float:
         """0: a request may go now (and is counted); else seconds to wait before asking again.
@@ -421,21 +442,22 @@ class _Call:
             raise
         self.layer, self.request = layer, request
         self.t0, self.attempts = time.monotonic(), 0
+        self.paced_to = 0.0        # the end of the last pacing pause this call waited out
 
     def before(self) -> float:
         """Seconds to wait before this attempt may go (pacing, the rate budget): 0 when it may
         go now, and then the attempt is counted. Ask again after waiting."""
-        delay = self.layer._pacing_delay()
+        delay, until = self.layer._pacing(self.paced_to)
         if delay:
             self.layer.waits.append(delay)
-            self.layer._pause_until = 0.0
+            self.paced_to = until
             return delay
         delay = self.layer._budget_wait(self.request.bucket or self.request.operation)
         if delay:
             self.layer.waits.append(delay)
             return delay
         self.attempts += 1
-        self.layer.calls += 1
+        self.layer._count()
         return 0.0
 
     def after(self, response: Response) -> Response:
@@ -482,11 +504,22 @@ def _paging(request: Request, next_of: Callable[[Response], Request | None],
 
 
 class Http(_Base):
-    """Synchronous calls (PyGithub, datadog-api-client)."""
+    """Synchronous calls (PyGithub, datadog-api-client, pagerduty, kubernetes), safe to share
+    between threads: pacing, the rate budget and the call count are the layer's, whichever
+    thread calls. ``max_in_flight``: at most that many requests are being sent at once, however
+    many threads call (a collector whose reads fan out in more than one pool)."""
 
-    def __init__(self, *args: Any, sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sleep: Callable[[float], None] = time.sleep,
+                 max_in_flight: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sleep = sleep
+        self._gate = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+
+    def _send(self, request: Request) -> Any:
+        if self._gate is None:
+            return request.send()
+        with self._gate:
+            return request.send()
 
     def call(self, request: Request) -> Response:
         call = _Call(self, request)
@@ -494,9 +527,9 @@ class Http(_Base):
         def attempt() -> Response:
             while delay := call.before():
                 self.sleep(delay)
-            return call.after(request.send())
+            return call.after(self._send(request))
         try:
-            response = Retrying(sleep=self.sleep, **self._retrying_args())(attempt)
+            response = Retrying(sleep=self.sleep, **self._retrying_args(call))(attempt)
         except Exception as exc:
             raise call.failed(exc) from None
         return call.done(response)
@@ -534,7 +567,7 @@ class AsyncHttp(_Base):
                 await self.sleep(delay)
             return call.after(await request.send())
         try:
-            response = await AsyncRetrying(sleep=self.sleep, **self._retrying_args())(attempt)
+            response = await AsyncRetrying(sleep=self.sleep, **self._retrying_args(call))(attempt)
         except Exception as exc:
             raise call.failed(exc) from None
         return call.done(response)

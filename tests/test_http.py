@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -347,3 +349,71 @@ def test_the_async_layer_names_the_evidence_of_each_task(server: Server,
     assert sorted(e["resource"] for e in entries) == ["/u/1", "/u/2"]
     assert {(e["call"], e["evidence"], e["attempts"], e["status"]) for e in entries} == \
         {("GET /u/{id}", "okta.factors", 2, 500)}
+
+
+# -- one layer shared by a source's threads ------------------------------------------------------
+
+def _at_once(n: int, call: Any) -> list[Any]:
+    """``call(i)`` in ``n`` threads released together; their results (or exceptions) in order."""
+    barrier = threading.Barrier(n)
+    out: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = call(i)
+        except Exception as exc:  # noqa: BLE001 - handed back to the test
+            out[i] = exc
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_an_announced_pause_holds_every_concurrent_call_not_only_the_first(server: Server) -> None:
+    """The budget is spent (remaining 0, reset in 12 s, no limit announced, so only pacing can
+    hold calls back): each of three threads calling next waits for the reset. (The first caller
+    to wait used to clear the pause for everyone, so the other two went at once into a 429.)"""
+    server.script = [(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12"}, {}),
+                     (200, {}, {})]
+    sleeps = Sleeps()
+    h = Http("test", "s", sleep=sleeps, clock=lambda: 1000.0, rates=RateHeaders(reset_is="seconds"))
+    h.call(get(server.url + "/a"))
+    results = _at_once(3, lambda i: h.call(get(server.url + f"/b{i}")).status)
+    assert results == [200, 200, 200]
+    assert sleeps == [12.0, 12.0, 12.0]
+    assert h.calls == 4
+
+
+def test_concurrent_calls_never_spend_more_than_the_budget_left(server: Server) -> None:
+    """limit 10, 4 left in this window: of 8 threads calling at once, exactly 4 go now and the
+    other 4 wait for the window's reset (the budget is counted under a lock as each goes)."""
+    server.script = [(200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "4",
+                            "X-RateLimit-Reset": "60"}, {}), (200, {}, {})]
+    clock = FakeClock()
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:     # a wait takes real time too: every thread decides
+        time.sleep(0.3)                    # whether it may go before any wait moves the clock
+        with lock:
+            clock.sleep(seconds)
+    h = Http("test", "s", sleep=sleep, clock=clock, rates=RateHeaders(reset_is="seconds"))
+    h.call(get(server.url + "/first", "GET /x"))
+    results = _at_once(8, lambda i: h.call(get(server.url + f"/x{i}", "GET /x")).status)
+    assert results == [200] * 8
+    assert sorted(clock.waits) == [60.0] * 4
+    assert h.calls == 9 and len(server.paths) == 9
+
+
+def test_max_in_flight_bounds_the_requests_sent_at_once(server: Server) -> None:
+    server.server.latency = 0.1
+    h = Http("test", "s", sleep=Sleeps(), max_in_flight=2)
+    results = _at_once(6, lambda i: h.call(get(server.url + f"/x{i}")).status)
+    assert results == [200] * 6
+    assert server.server.log.most_in_flight == 2
+    unbounded = Http("test", "s", sleep=Sleeps())
+    server.server.log.clear()
+    _at_once(6, lambda i: unbounded.call(get(server.url + f"/y{i}")).status)
+    assert server.server.log.most_in_flight > 2

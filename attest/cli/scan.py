@@ -94,17 +94,22 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError(f"--dir {args.dir}: a scan writes to a local folder; name the S3 store "
                          "with store: in the config")
     if args.shard is not None:
-        if args.only or args.controls:
+        if args.only is not None or args.controls is not None:
             raise UsageError("--shard with --only or --controls: a sharded night collects every "
                              "source, so that its merge is a whole scan; drop one of them")
         return _cmd_shard(args, path)
+    # an unknown source or control is a mistake found before any work (no demo started yet)
+    selection = _selection(args)
     demo = public_key = None
     if args.demo:
         out = writable_folder(Path(args.dir or DEMO_DIR), f"--dir {args.dir or DEMO_DIR}")
         from attest.demo import start_demo
         from collectors.manual.demo import demo_signing_key
+        from controls import load_catalog
         now = utcnow()
-        demo = start_demo(now)   # first: without the demo extra, nothing is written
+        chosen = selection.sources(load_catalog())   # only the selected sources' fakes
+        # first: without the demo extra, nothing is written
+        demo = start_demo(now, tuple(sorted(chosen)) if chosen is not None else None)
         try:
             key, public_key = demo_signing_key(out)
             config = load_config(path, overrides={
@@ -127,7 +132,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
             demo.stop()
         raise
     where = config.model.store or str(out.resolve())
-    selection = _selection(args)
     try:
         with progress_reporter() as step:
             outcome = run_scan(config, out_dir=out, progress=step, demo=bool(demo),

@@ -14,9 +14,12 @@ from werkzeug.wrappers import Request
 
 @dataclass
 class RequestLog:
-    """Every request a fake answered: method, path, query string, status. Tests count calls here."""
+    """Every request a fake answered: method, path, query string, status. Tests count calls here,
+    and read ``most_in_flight``: the most requests the fake was answering at one time."""
     entries: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def add(self, **entry: Any) -> None:
         with self.lock:
@@ -25,6 +28,16 @@ class RequestLog:
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
+            self.most_in_flight = self.in_flight
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def count(self, predicate: Callable[[dict[str, Any]], bool] = lambda e: True) -> int:
         with self.lock:
@@ -73,16 +86,20 @@ class LocalServer:
         self.url = ""
 
     def _logged(self, environ: dict, start_response: Callable) -> Any:
-        if self.latency:
-            time.sleep(self.latency)
-        request = Request(environ)
-        status_holder: dict[str, str] = {}
+        self.log.enter()
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            request = Request(environ)
+            status_holder: dict[str, str] = {}
 
-        def sr(status: str, headers: list, exc_info: Any = None) -> Any:
-            status_holder["status"] = status
-            return start_response(status, headers, exc_info)
+            def sr(status: str, headers: list, exc_info: Any = None) -> Any:
+                status_holder["status"] = status
+                return start_response(status, headers, exc_info)
 
-        result = self.app(environ, sr)
+            result = self.app(environ, sr)
+        finally:
+            self.log.leave()
         self.log.add(method=request.method, path=request.path, query=request.query_string.decode(),
                      status=int(status_holder.get("status", "0 ").split()[0]))
         return result

@@ -3,13 +3,15 @@
 Uses ``datadog-api-client`` for authentication, hosts and the requests themselves, with
 ``preload_content=False`` so every evidence payload is the raw JSON body Datadog sent (the SDK
 models reject or drop fields the API really returns). Each evidence record's payload is
-``{"pages": [<raw body of each page>, ...]}``. Retries, pacing from ``X-RateLimit-*`` (whose
+``{"pages": [<raw body of each page>, ...]}``. The three lists are read side by side
+(``max_workers``), each one's pages in order, and yielded in a fixed order. Retries, pacing from ``X-RateLimit-*`` (whose
 reset is in seconds), timeouts and failure states are the shared HTTP layer's
 (:mod:`collectors.http`).
 """
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Iterator
 
 from pydantic import BaseModel
@@ -120,19 +122,27 @@ class DatadogCollector:
                 return downtime_page(seen)
 
             scope = self.http.scope
-            ctx.progress("datadog: monitors")
-            yield ctx.guarded(MONITORS, scope, lambda: self._paged(
-                ctx, MONITORS, {"with_downtimes": True, "page_size": size}, monitor_page(0),
-                next_monitors))
-            ctx.progress("datadog: downtimes")
-            yield ctx.guarded(DOWNTIMES, scope, lambda: self._paged(
-                ctx, DOWNTIMES, {"current_only": False, "page[limit]": size}, downtime_page(0),
-                next_downtimes))
-            ctx.progress("datadog: log indexes")
             indexes = LogsIndexesApi(client)
-            yield ctx.guarded(LOG_INDEXES, scope, lambda: self._paged(ctx, LOG_INDEXES, {}, Request(
-                "GET /api/v1/logs/config/indexes",
-                lambda: sdk_call(indexes.list_log_indexes), NEEDS[LOG_INDEXES]), lambda r: None))
+            reads: dict[str, Callable[[], Evidence]] = {
+                MONITORS: lambda: self._paged(
+                    ctx, MONITORS, {"with_downtimes": True, "page_size": size}, monitor_page(0),
+                    next_monitors),
+                DOWNTIMES: lambda: self._paged(
+                    ctx, DOWNTIMES, {"current_only": False, "page[limit]": size},
+                    downtime_page(0), next_downtimes),
+                LOG_INDEXES: lambda: self._paged(ctx, LOG_INDEXES, {}, Request(
+                    "GET /api/v1/logs/config/indexes", lambda: sdk_call(indexes.list_log_indexes),
+                    NEEDS[LOG_INDEXES]), lambda r: None),
+            }
+            ctx.progress("datadog: monitors, downtimes, log indexes")
+            # the three lists are independent: read side by side (each one's pages in order),
+            # yielded in a fixed order; the HTTP layer paces them to the rate limit
+            with ThreadPoolExecutor(min(self.config.max_workers, len(reads)),
+                                    thread_name_prefix="attest-datadog") as pool:
+                futures = {name: pool.submit(ctx.guarded, name, scope, read)
+                           for name, read in reads.items()}
+                for name in self.produces:
+                    yield futures[name].result()
 
     def _paged(self, ctx: CollectContext, name: str, params: dict[str, Any], first: Request,
                next_of: Callable[[Response], Request | None]) -> Evidence:

@@ -13,6 +13,7 @@ and :func:`log_index`.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -153,6 +154,7 @@ class FakeDatadog:
 
     def __init__(self, world: DatadogWorld) -> None:
         self.world = world
+        self._lock = threading.Lock()   # requests come in concurrently: count each once
 
     def _rate_headers(self) -> tuple[dict[str, str], bool]:
         w = self.world
@@ -172,9 +174,11 @@ class FakeDatadog:
         if (request.headers.get("DD-API-KEY") != w.api_key
                 or request.headers.get("DD-APPLICATION-KEY") != w.app_key):
             return _json(403, {"errors": ["Forbidden"]})
-        headers, over = self._rate_headers()
-        if w.throttle > 0 or over:
-            w.throttle = max(w.throttle - 1, 0)
+        with self._lock:
+            headers, over = self._rate_headers()
+            throttled = w.throttle > 0 or over
+            w.throttle = max(w.throttle - 1, 0) if throttled else w.throttle
+        if throttled:
             headers["X-RateLimit-Remaining"] = "0"
             return _json(429, {"errors": [f"Rate limit of {w.rate_limit} requests in "
                                           f"{w.rate_period} seconds reached. Please try again "

@@ -24,6 +24,8 @@ class Config(BaseModel):
     api_key: SecretStr = Field(min_length=1)
     app_key: SecretStr = Field(min_length=1)
     page_size: int = Field(1000, ge=1, le=1000, description="monitors/downtimes per page")
+    max_workers: int = Field(4, ge=1, le=16, description="reads run concurrently (monitors, "
+                             "downtimes, log indexes; within the rate limit the HTTP layer paces)")
 
     @field_validator("site")
     @classmethod

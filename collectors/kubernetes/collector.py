@@ -4,12 +4,18 @@ For each configured cluster (a kubeconfig context, an EKS cluster, or a server w
 collector lists each kind cluster-wide, every page, into one record per kind: ``{"pages": [<raw
 list body>, ...]}``, scope ``k8s:<cluster>``; then ``kubernetes.cluster``: how the cluster was
 reached and the settings its controls judge by (the system namespaces and the subjects allowed to
-hold cluster-admin), ``unreachable`` (or the failure's state) when the cluster was not reached. A list the credentials may not read is ``denied`` naming the verb and resource;
-a cluster that cannot be reached is ``unreachable`` (or ``error``) for that cluster only.
+hold cluster-admin), ``unreachable`` (or the failure's state) when the cluster was not reached.
+A list the credentials may not read is ``denied`` naming the verb and resource; a cluster that
+cannot be reached is ``unreachable`` (or ``error``) for that cluster only. The lists (of one
+cluster, and of every cluster) are read ``max_workers`` at once, each one's pages in order; the
+records come out cluster by cluster in a fixed order.
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -40,23 +46,48 @@ class KubernetesCollector:
         self.calls = 0      # requests sent to API servers, every cluster (benchmarks, tests)
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
-        with tempfile.TemporaryDirectory(prefix="attest-kubernetes-") as workdir:
-            for cluster in self.config.clusters:
-                yield from self._cluster(ctx, cluster, Path(workdir))
+        # Every cluster's lists go into one pool of max_workers threads, so that the lists of a
+        # cluster, and the clusters, are read side by side; the records are yielded cluster by
+        # cluster, each cluster's kinds in a fixed order, whatever order the reads finish in.
+        with tempfile.TemporaryDirectory(prefix="attest-kubernetes-") as workdir, \
+                contextlib.ExitStack() as clients, \
+                ThreadPoolExecutor(self.config.max_workers,
+                                   thread_name_prefix="attest-kubernetes") as pool:
+            started = [self._start(ctx, cluster, Path(workdir), pool, clients)
+                       for cluster in self.config.clusters]
+            for cluster in started:
+                yield from self._finish(ctx, cluster)
 
-    def _cluster(self, ctx: CollectContext, cluster: ClusterConfig, workdir: Path) -> Iterator[Evidence]:
+    def _start(self, ctx: CollectContext, cluster: ClusterConfig, workdir: Path,
+               pool: ThreadPoolExecutor, clients: contextlib.ExitStack) -> "_Started":
+        """Reach one cluster and hand its lists to the pool (or note why it cannot be reached)."""
         label = cluster.label
-        scope = scope_of(label)
-        record = {"name": label, **settings(self.config)}
-        failed: tuple[EvidenceState, str] | None = None
+        started = _Started(label, scope_of(label), {"name": label, **settings(self.config)})
         try:
-            conf, how = configuration(cluster, workdir, self.aws_session)
+            conf, started.how = configuration(cluster, workdir, self.aws_session)
         except ConnectFailed as exc:
-            failed = (exc.state, exc.detail)
+            started.failed = (exc.state, exc.detail)
         except Exception as exc:  # noqa: BLE001 - a broken kubeconfig stays with its cluster
-            failed = (EvidenceState.ERROR, f"unexpected {type(exc).__name__}: {exc}"[:400])
-        if failed is not None:
-            state, detail = failed
+            started.failed = (EvidenceState.ERROR, f"unexpected {type(exc).__name__}: {exc}"[:400])
+        if started.failed is not None:
+            return started
+        from kubernetes.client import ApiClient
+        # as many pooled connections as reads may be in flight (urllib3 would discard the rest)
+        conf.connection_pool_maxsize = max(conf.connection_pool_maxsize or 0,
+                                           self.config.max_workers)
+        started.http = Http(SOURCE.name, started.scope, policy=self.policy, base_url=conf.host,
+                            **self.timing)
+        reader = KubeReader(clients.enter_context(ApiClient(conf)), started.http, self.page_size)
+        ctx.progress(f"kubernetes {label}: {', '.join(kind.resource.split('.')[0] for kind in KINDS)}")
+        started.lists = [pool.submit(ctx.guarded, kind.evidence, started.scope,
+                                     lambda kind=kind: self._list(ctx, reader, kind, started.scope),
+                                     {"operation": f"GET {kind.path}"}) for kind in KINDS]
+        return started
+
+    def _finish(self, ctx: CollectContext, cluster: "_Started") -> Iterator[Evidence]:
+        label, scope, record = cluster.label, cluster.scope, cluster.record
+        if cluster.failed is not None:
+            state, detail = cluster.failed
             ctx.log.warning("kubernetes %s: %s", label, detail)
             for kind in KINDS:
                 yield ctx.evidence(kind.evidence, scope, None, state=state,
@@ -65,27 +96,22 @@ class KubernetesCollector:
             yield ctx.evidence(CLUSTER, scope, {**record, "connection": None}, state=state,
                                detail=f"cluster {label}: {detail}")
             return
-        from kubernetes.client import ApiClient
-        http = Http(SOURCE.name, scope, policy=self.policy, base_url=conf.host, **self.timing)
+        http = cluster.http
+        assert http is not None
         lists: list[Evidence] = []
         try:
-            with ApiClient(conf) as api_client:
-                reader = KubeReader(api_client, http, self.page_size)
-                for kind in KINDS:
-                    ctx.progress(f"kubernetes {label}: {kind.resource}")
-                    lists.append(ctx.guarded(kind.evidence, scope,
-                                             lambda kind=kind: self._list(ctx, reader, kind, scope),
-                                             request={"operation": f"GET {kind.path}"}))
-                    yield lists[-1]
+            for future in cluster.lists:
+                lists.append(future.result())
+                yield lists[-1]
         finally:
             self.calls += http.calls
         # The cluster as reached: how, and the settings its controls judge by. When no list got
         # an answer at all, neither did the cluster.
         if http.dead is not None and all(e.state is EvidenceState.UNREACHABLE for e in lists):
-            yield ctx.evidence(CLUSTER, scope, {**record, "connection": how},
+            yield ctx.evidence(CLUSTER, scope, {**record, "connection": cluster.how},
                                state=EvidenceState.UNREACHABLE, detail=http.dead.detail)
         else:
-            yield ctx.evidence(CLUSTER, scope, {**record, "connection": how})
+            yield ctx.evidence(CLUSTER, scope, {**record, "connection": cluster.how})
 
     def _list(self, ctx: CollectContext, reader: KubeReader, kind: Kind, scope: str) -> Evidence:
         request: dict[str, Any] = {"operation": f"GET {kind.path}",
@@ -102,3 +128,16 @@ class KubernetesCollector:
                                 detail=f"page {paged.pages + 1} failed: {paged.broken.detail}",
                                 request=request)
         return ctx.evidence(kind.evidence, scope, {"pages": paged.items}, request=request)
+
+
+@dataclass
+class _Started:
+    """One cluster whose lists are being read: its name, scope, settings record, how it was
+    reached, and the pending list reads (in KINDS order); or why it could not be reached."""
+    label: str
+    scope: str
+    record: dict[str, Any]
+    how: dict[str, Any] | None = None
+    failed: tuple[EvidenceState, str] | None = None
+    http: Http | None = None
+    lists: list[Future[Evidence]] = field(default_factory=list)

@@ -125,6 +125,8 @@ class Config(BaseModel):
     allowed_admin_subjects: list[str] = Field(
         default_factory=list, description='subjects that may hold cluster-admin, e.g. '
         '"Group:platform-admins", "User:alice@example.com", "ServiceAccount:ci/deployer"')
+    max_workers: int = Field(4, ge=1, le=16, description="lists read at once (the kinds of a "
+                             "cluster, and the clusters, side by side)")
 
     @field_validator("allowed_admin_subjects")
     @classmethod

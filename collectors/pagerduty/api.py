@@ -23,6 +23,7 @@ from collectors.http import TIMEOUTS, Http, HttpError, Paged, RateHeaders, Reque
 # PagerDuty's REST rate-limit headers: ``ratelimit-reset`` is seconds until the window resets.
 RATES = RateHeaders(remaining="ratelimit-remaining", reset="ratelimit-reset", reset_is="seconds",
                     limit="ratelimit-limit")
+BUCKET = "REST API"          # the rate-limit bucket every call shares (one limit per key)
 PAGE = 100                  # PagerDuty's largest page
 ITERATION_LIMIT = 10_000    # classic pagination: offset + limit may not pass it (server-side)
 
@@ -90,8 +91,9 @@ class PagerDutyReader:
         self.client, self.http = client, http
 
     def request(self, path: str, params: dict[str, Any], needs: str) -> Request:
+        # one rate-limit bucket: PagerDuty counts every REST call of a key against one limit
         return Request(f"GET {_operation(path)}", lambda: sdk_send(self.client, path, params), needs,
-                       path=path)
+                       path=path, bucket=BUCKET)
 
     def get(self, path: str, params: dict[str, Any], needs: str, key: str) -> Any:
         """One object: the body's ``key`` member (e.g. ``schedule``)."""

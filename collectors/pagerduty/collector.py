@@ -3,8 +3,10 @@ their notification rules, and the high-urgency incidents of a look-back window w
 acknowledgement and resolution log entries.
 
 Reads REST API v2 through the ``pagerduty`` package's client (:mod:`collectors.pagerduty.api`);
-retries, pacing, paging and failure states are the shared HTTP layer's. Every payload holds the
-objects exactly as PagerDuty returned them:
+retries, pacing, paging and failure states are the shared HTTP layer's. The lists, and the
+detail reads of each, run side by side with at most ``max_workers`` requests in flight; records
+are yielded in a fixed order, their content independent of the order reads finish in. Every
+payload holds the objects exactly as PagerDuty returned them:
 
 * ``pagerduty.services``: ``{"services": [...]}`` (``GET /services``)
 * ``pagerduty.escalation_policies``: ``{"escalation_policies": [...]}``
@@ -21,8 +23,10 @@ objects exactly as PagerDuty returned them:
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 from pydantic import BaseModel
 
@@ -57,29 +61,44 @@ class PagerDutyCollector:
         """``timing``: ``sleep`` and ``clock`` for tests that run on a fake server's clock."""
         self.config = config
         self.scope = scope_of(config)
+        # at most max_workers requests in flight, however the reads fan out (lists, details)
         self.http = Http(SOURCE.name, self.scope, policy=policy, rates=RATES,
-                         base_url=config.base_url, **timing)
+                         base_url=config.base_url, max_in_flight=config.max_workers, **timing)
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
         client = build_client(self.config.token.get_secret_value(), self.config.base_url,
                               self.config.ca_file)
         reader = PagerDutyReader(client, self.http)
         scope = self.scope
+        workers = self.config.max_workers
+
+        def guard(name: str, read: Callable[[], Evidence]) -> Evidence:
+            return ctx.guarded(name, scope, read)
         try:
-            ctx.progress("pagerduty: services")
-            yield ctx.guarded(SERVICES, scope, lambda: self._list(
-                ctx, reader, SERVICES, "/services", {"time_zone": "UTC"}, "services"))
-            ctx.progress("pagerduty: escalation policies")
-            policies = ctx.guarded(ESCALATION_POLICIES, scope, lambda: self._list(
-                ctx, reader, ESCALATION_POLICIES, "/escalation_policies", {}, "escalation_policies"))
-            yield policies
-            ctx.progress("pagerduty: schedules")
-            yield ctx.guarded(SCHEDULES, scope, lambda: self._schedules(ctx, reader, policies))
-            ctx.progress("pagerduty: users")
-            yield ctx.guarded(USERS, scope, lambda: self._list(
-                ctx, reader, USERS, "/users", {"include[]": ["notification_rules"]}, "users"))
-            ctx.progress("pagerduty: incidents")
-            yield ctx.guarded(INCIDENTS, scope, lambda: self._incidents(ctx, reader))
+            ctx.progress("pagerduty: services, escalation policies and schedules, users, incidents")
+            # The four lists side by side (the schedules follow the policies that name them, the
+            # log entries the incidents); the detail reads of one list in a pool of their own,
+            # so that a list waiting for its details never holds a thread they need. The records
+            # are yielded in a fixed order.
+            with ThreadPoolExecutor(workers, thread_name_prefix="attest-pagerduty") as lists, \
+                    ThreadPoolExecutor(workers, thread_name_prefix="attest-pagerduty-detail") as details:
+                def policies_then_schedules() -> tuple[Evidence, Evidence]:
+                    policies = guard(ESCALATION_POLICIES, lambda: self._list(
+                        ctx, reader, ESCALATION_POLICIES, "/escalation_policies", {},
+                        "escalation_policies"))
+                    return policies, guard(SCHEDULES, lambda: self._schedules(
+                        ctx, reader, policies, details))
+                services = lists.submit(guard, SERVICES, lambda: self._list(
+                    ctx, reader, SERVICES, "/services", {"time_zone": "UTC"}, "services"))
+                chain = lists.submit(policies_then_schedules)
+                users = lists.submit(guard, USERS, lambda: self._list(
+                    ctx, reader, USERS, "/users", {"include[]": ["notification_rules"]}, "users"))
+                incidents = lists.submit(guard, INCIDENTS, lambda: self._incidents(
+                    ctx, reader, details))
+                yield services.result()
+                yield from chain.result()
+                yield users.result()
+                yield incidents.result()
         finally:
             client.close()
 
@@ -103,7 +122,7 @@ class PagerDutyCollector:
     # -- schedules ---------------------------------------------------------------------------
 
     def _schedules(self, ctx: CollectContext, reader: PagerDutyReader,
-                   policies: Evidence) -> Evidence:
+                   policies: Evidence, pool: Executor) -> Evidence:
         since, until = ctx.now, ctx.now + timedelta(days=SCHEDULE_DAYS)
         params = {"since": isoformat(since), "until": isoformat(until), "time_zone": "UTC"}
         request = {"method": "GET", "path": "/schedules/{id}", "params": params}
@@ -116,23 +135,15 @@ class PagerDutyCollector:
                       for r in p.get("escalation_rules") or [] for t in r.get("targets") or []
                       if str(t.get("type", "")).startswith("schedule")})
         request["schedules"] = len(ids)
-        found: dict[str, Any] = {}
-        failures: dict[str, HttpError] = {}
-        for sid in ids:
-            try:
-                found[sid] = reader.get(f"/schedules/{segment(sid)}", params, NEEDS[SCHEDULES],
-                                        "schedule")
-            except HttpError as exc:
-                failures[sid] = exc
-                if exc.unauthorized or exc.state is EvidenceState.UNREACHABLE:
-                    break               # the token or the host: every other read would fail too
+        found, failures = _each(pool, ids, lambda sid: reader.get(
+            f"/schedules/{segment(sid)}", params, NEEDS[SCHEDULES], "schedule"))
         payload = {"since": params["since"], "until": params["until"], "schedules": found}
         return self._with_unknowns(ctx, SCHEDULES, payload, request, ids, found, failures,
                                    "schedule")
 
     # -- incidents ---------------------------------------------------------------------------
 
-    def _incidents(self, ctx: CollectContext, reader: PagerDutyReader) -> Evidence:
+    def _incidents(self, ctx: CollectContext, reader: PagerDutyReader, pool: Executor) -> Evidence:
         until = ctx.now
         since = ctx.since(INCIDENTS, self.scope, self.config.incident_lookback_days)
         params = {"since": isoformat(since), "until": isoformat(until), "time_zone": "UTC",
@@ -152,14 +163,14 @@ class PagerDutyCollector:
                                 state=EvidenceState.PARTIAL, request=request,
                                 detail=f"page {paged.pages + 1} failed: {paged.broken.detail}")
         ids = [str(i["id"]) for i in incidents]
-        entries, failures, how = self._log_entries(reader, ids, params)
+        entries, failures, how = self._log_entries(reader, ids, params, pool)
         request["log_entries"] = how
         payload = {**window, "incidents": incidents, "log_entries": entries}
         return self._with_unknowns(ctx, INCIDENTS, payload, request, ids, entries, failures,
                                    "incident")
 
-    def _log_entries(self, reader: PagerDutyReader, ids: list[str], window: dict[str, Any]
-                     ) -> tuple[dict[str, list[Any]], dict[str, HttpError], str]:
+    def _log_entries(self, reader: PagerDutyReader, ids: list[str], window: dict[str, Any],
+                     pool: Executor) -> tuple[dict[str, list[Any]], dict[str, HttpError], str]:
         """The acknowledge and resolve log entries of each incident, with the fewest calls: the
         account's log entries of the window (``GET /log_entries``, 100 a page) when that takes
         no more pages than there are incidents, else one ``GET /incidents/{id}/log_entries``
@@ -170,22 +181,14 @@ class PagerDutyCollector:
             wide = self._account_log_entries(reader, ids, window)
             if wide is not None:
                 return wide, {}, "GET /log_entries"
-        entries: dict[str, list[Any]] = {}
-        failures: dict[str, HttpError] = {}
-        for iid in ids:
-            try:
-                paged = reader.list(f"/incidents/{segment(iid)}/log_entries", {"time_zone": "UTC"},
-                                    NEEDS[INCIDENTS], "log_entries")
-            except HttpError as exc:
-                failures[iid] = exc
-                if exc.unauthorized or exc.state is EvidenceState.UNREACHABLE:
-                    break
-                continue
+        def read(iid: str) -> list[Any]:
+            paged = reader.list(f"/incidents/{segment(iid)}/log_entries", {"time_zone": "UTC"},
+                                NEEDS[INCIDENTS], "log_entries")
             if paged.broken is not None:
-                failures[iid] = HttpError(EvidenceState.PARTIAL, f"page {paged.pages + 1} of its "
-                                          f"log entries failed: {paged.broken.detail}")
-                continue
-            entries[iid] = _ack_and_resolve(paged.items)
+                raise HttpError(EvidenceState.PARTIAL, f"page {paged.pages + 1} of its log "
+                                f"entries failed: {paged.broken.detail}")
+            return _ack_and_resolve(paged.items)
+        entries, failures = _each(pool, ids, read)
         return entries, failures, "GET /incidents/{id}/log_entries"
 
     def _account_log_entries(self, reader: PagerDutyReader, ids: list[str],
@@ -230,8 +233,16 @@ class PagerDutyCollector:
         fatal = [(rid, f) for rid, f in failures.items()
                  if f.unauthorized or f.state is EvidenceState.UNREACHABLE]
         refused = not read and all(f.state is EvidenceState.DENIED for f in failures.values())
-        if fatal or refused:
-            rid, first = fatal[0] if fatal else next(iter(failures.items()))
+        if fatal:
+            # the token or the host: the reads not yet started were not sent, and how many had
+            # started depends on timing, so the detail names the first failure (by id) only
+            rid, first = fatal[0]
+            return ctx.evidence(name, self.scope, payload, state=first.state, request=request,
+                                detail=f"{kind} {rid}: {first.detail}" + (
+                                    f" ({kind} reads not yet started were not sent)"
+                                    if len(ids) > 1 else ""))
+        if refused:
+            rid, first = next(iter(failures.items()))
             shown = f"{kind} {rid}: {first.detail}"
             return ctx.evidence(name, self.scope, payload, state=first.state, request=request,
                                 detail=shown if len(failures) == 1 else
@@ -240,6 +251,31 @@ class PagerDutyCollector:
         return ctx.evidence(name, self.scope, payload, state=EvidenceState.PARTIAL, request=request,
                             detail=f"{len(failures)} of {len(ids)} {kind} reads failed",
                             unknown=unknown)
+
+
+def _each(pool: Executor, ids: list[str], read: Callable[[str], Any]
+          ) -> tuple[dict[str, Any], dict[str, HttpError]]:
+    """``read(id)`` for every id, side by side in ``pool``: (what was read, what failed), each
+    in the ids' order whatever order the reads finished in. After a failure every other read
+    would share (the token rejected, the host gone), the reads not yet started are not sent."""
+    stop = threading.Event()
+
+    def one(rid: str) -> tuple[str, Any] | None:
+        if stop.is_set():
+            return None
+        try:
+            return "ok", read(rid)
+        except HttpError as exc:
+            if exc.unauthorized or exc.state is EvidenceState.UNREACHABLE:
+                stop.set()
+            return "failed", exc
+    found: dict[str, Any] = {}
+    failures: dict[str, HttpError] = {}
+    for rid, outcome in zip(ids, list(pool.map(one, ids))):
+        if outcome is None:
+            continue
+        (found if outcome[0] == "ok" else failures)[rid] = outcome[1]
+    return found, failures
 
 
 def _ack_and_resolve(entries: list[Any]) -> list[Any]:

@@ -19,6 +19,7 @@ throwaway CA made when it starts (:mod:`attest.demo.tls`), which the client trus
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -262,6 +263,8 @@ class PagerDutyWorld:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     log_entries: list[dict[str, Any]] = field(default_factory=list)
     denied: set[str] = field(default_factory=set)          # path prefixes answering 403
+    revoked: set[str] = field(default_factory=set)         # path prefixes answering 401 (the
+                                                            # token revoked while a scan runs)
     fail: dict[str, set[int] | None] = field(default_factory=dict)  # path -> offsets answering 500 (None: all)
     throttle: int = 0                                       # answer the next N requests with 429
     rate_limit: int = 960                                   # per minute, per the ratelimit-* headers
@@ -279,6 +282,7 @@ class FakePagerDuty:
 
     def __init__(self, world: PagerDutyWorld) -> None:
         self.world = world
+        self._lock = threading.Lock()   # requests come in concurrently: count each once
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         return self.answer(Request(environ))(environ, start_response)
@@ -293,11 +297,15 @@ class FakePagerDuty:
 
     def answer(self, request: Request) -> Response:
         w = self.world
-        if request.headers.get("Authorization") != f"Token token={w.token}":
+        path = request.path.rstrip("/")
+        if (request.headers.get("Authorization") != f"Token token={w.token}"
+                or any(path == p or path.startswith(p + "/") for p in w.revoked)):
             return _error(401, "Unauthorized", 2006)
-        headers, over = self._rate()
-        if w.throttle > 0 or over:
-            w.throttle = max(w.throttle - 1, 0)
+        with self._lock:
+            headers, over = self._rate()
+            throttled = w.throttle > 0 or over
+            w.throttle = max(w.throttle - 1, 0) if throttled else w.throttle
+        if throttled:
             response = _error(429, "Rate Limit Exceeded", 2020)
             response.headers.update({**headers, "ratelimit-remaining": "0"})
             return response

@@ -24,6 +24,9 @@ class Config(BaseModel):
     incident_lookback_days: int = Field(30, ge=1, le=180, description=(
         "pagerduty.incidents: since the last good read, at most this many days back (PagerDuty "
         "searches at most 6 months)"))
+    max_workers: int = Field(4, ge=1, le=16, description=(
+        "requests in flight at once: the lists side by side, then each schedule's and each "
+        "incident's detail reads (within the rate limit the HTTP layer paces)"))
     ca_file: str | None = Field(None, description=(
         "a PEM bundle of the CA certificates to trust instead of the system's (a TLS-inspecting "
         "proxy, a private CA); certificate checks are never turned off"))

@@ -77,12 +77,15 @@ def _denial(service: str) -> tuple[str, bytes]:
 
 class DenyingProxy:
     """Forwards to moto, but answers 403 AccessDenied when ``deny(region, service, body)`` (with
-    ``with_path``: ``deny(region, service, body, path)``, the path with its query string)."""
+    ``with_path``: ``deny(region, service, body, path)``, the path with its query string; with
+    ``with_target``: ``deny(region, service, body, target)``, the X-Amz-Target header of a JSON
+    protocol call, e.g. ``AWSOrganizationsV20161128.ListAccounts``)."""
 
-    def __init__(self, upstream: str, deny: Callable[..., bool], *, with_path: bool = False) -> None:
+    def __init__(self, upstream: str, deny: Callable[..., bool], *, with_path: bool = False,
+                 with_target: bool = False) -> None:
         self.upstream = urlsplit(upstream)
         self.deny = deny
-        self.with_path = with_path
+        self.with_path, self.with_target = with_path, with_target
         self.requests: list[tuple[str, bytes]] = []   # (X-Amz-Target, body) of each request
         self.paths: list[tuple[str, str, str]] = []   # (service, method, path?query) of each
         self.server = LocalServer(self.app)
@@ -99,7 +102,9 @@ class DenyingProxy:
         self.requests.append((environ.get("HTTP_X_AMZ_TARGET", ""), body))
         path = environ.get("REQUEST_URI") or environ["PATH_INFO"]
         self.paths.append((service, environ["REQUEST_METHOD"], path))
-        if self.deny(region, service, body, path) if self.with_path else self.deny(region, service, body):
+        extra = [path] if self.with_path else [environ.get("HTTP_X_AMZ_TARGET", "")] \
+            if self.with_target else []
+        if self.deny(region, service, body, *extra):
             content_type, payload = _denial(service)
             start_response("403 Forbidden", [("Content-Type", content_type),
                                              ("x-amzn-ErrorType", "AccessDeniedException")])
@@ -161,3 +166,92 @@ def deny_assume_role(account_id: str) -> Callable[[str, str, bytes], bool]:
     needle = f"iam%3A%3A{account_id}%3Arole".encode()
     return lambda region, service, body: (service == "sts" and b"Action=AssumeRole" in body
                                           and needle in body)
+
+
+# --- who may list an organization's accounts, as AWS decides it ------------------------------
+
+ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
+ORG_READS = ("ListAccounts", "ListAccountsForParent", "ListOrganizationalUnitsForParent",
+             "ListRoots")
+
+
+class OrganizationsAsAws(DenyingProxy):
+    """Forwards to moto, answering the Organizations reads as AWS does where moto does not.
+
+    moto 5.2.5 keeps an organization in its management account's backend: a member account's
+    ``ListAccounts`` (and the other listings) reads the member's own, empty backend, whether or
+    not the member is a delegated administrator, and is never refused. AWS answers them only to
+    the management account and to delegated administrators, and refuses any other account with
+    ``AccessDeniedException``. This proxy does that: ``accounts`` maps the access key id of each
+    credential the test hands out to its account; a listing asked by a delegated administrator
+    (as moto's own ``ListDelegatedAdministrators`` says, asked at the time) is re-signed with the
+    management account's credentials, so moto answers with the organization's data; one asked by
+    any other member account is refused. ``DescribeOrganization`` (any member may call it, and
+    moto answers it for members) and every other service go to moto unchanged."""
+
+    def __init__(self, upstream: str, management: str, accounts: dict[str, str]) -> None:
+        super().__init__(upstream, lambda region, service, body: False)
+        self.management, self.accounts = management, accounts
+        self.answered: list[tuple[str, str, str]] = []   # (operation, account, "forwarded"...)
+
+    def _admins(self) -> set[str]:
+        from collectors.aws.demo import client
+        org = client(f"http://{self.upstream.netloc}", "organizations")
+        return {a["Id"] for a in org.list_delegated_administrators()["DelegatedAdministrators"]}
+
+    def app(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.rpartition(".")[2]
+        if not target.startswith("AWSOrganizations") or operation not in ORG_READS:
+            return super().app(environ, start_response)
+        key = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+        account = self.accounts.get(key.group(1) if key else "", self.management
+                                    if key and key.group(1) == "testing" else "")
+        if account == self.management:
+            self.answered.append((operation, account, "management account"))
+            return super().app(environ, start_response)
+        if account and account in self._admins():
+            self.answered.append((operation, account, "delegated administrator"))
+            return self._as_management(environ, start_response, target)
+        self.answered.append((operation, account, "refused"))
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")])
+        return [b'{"__type":"AccessDeniedException","Message":"You don\'t have permissions to '
+                b'access this resource."}']
+
+    def _as_management(self, environ: dict[str, Any], start_response: Callable,
+                       target: str) -> list[bytes]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        from collectors.aws.demo import ENV
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        url = f"http://{self.upstream.netloc}/"
+        request = AWSRequest(method="POST", url=url, data=body, headers={
+            "Content-Type": environ.get("CONTENT_TYPE") or "application/x-amz-json-1.1",
+            "X-Amz-Target": target})
+        SigV4Auth(Credentials(ENV["AWS_ACCESS_KEY_ID"], ENV["AWS_SECRET_ACCESS_KEY"]),
+                  "organizations", "us-east-1").add_auth(request)
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        try:
+            conn.request("POST", "/", body=body, headers=dict(request.headers))
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        start_response(f"{response.status} {response.reason}",
+                       [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP])
+        return [data]
+
+
+def member_credentials(url: str, account_id: str, role: str = "OrganizationAccountAccessRole",
+                       session: str = "attest-nightly") -> dict[str, str]:
+    """The credentials of a role in a member account, as the environment variables of the
+    default credential chain (attest running in that account)."""
+    from collectors.aws.demo import client
+    creds = client(url, "sts").assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/{role}",
+                                           RoleSessionName=session)["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"]}

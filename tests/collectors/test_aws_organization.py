@@ -4,17 +4,20 @@ chooses). Moto keeps each account's resources apart: a role assumed in a member 
 that account's own estate."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
+from attest.cli import main
 from attest.model import EvidenceState, Status
 from collectors.aws.collector import ACCOUNT_EVIDENCE, AwsCollector
 from collectors.aws.demo import client
 from collectors.aws.source import Config
 from collectors.base import CollectContext
-from tests.collectors.aws_fixtures import (NOW, DenyingProxy, collect, deny_assume_role, evaluate,
-                                           member_client, organization, record)
+from tests.collectors.aws_fixtures import (AWS_CONTROLS, NOW, DenyingProxy, OrganizationsAsAws,
+                                           collect, deny_assume_role, evaluate, member_client,
+                                           member_credentials, organization, record)
 
 HOME = "us-east-1"
 ROLE = "attest-audit"
@@ -175,3 +178,114 @@ def test_organization_config_is_checked():
         with pytest.raises(ValidationError):
             Config(organization=bad)
     assert Config(organization={"role_name": "audit/attest-audit"}).organization.role_name
+
+
+# --- listed from a delegated administrator, or from an account that may not list it ---------
+
+def test_a_delegated_administrator_lists_and_scans_every_account(moto, monkeypatch):
+    """attest runs in a member account registered as delegated administrator (for GuardDuty):
+    it lists the organization, records that it did so as a delegated administrator, and
+    enters every account (the management account and itself included) through the role."""
+    ids = organization(moto, ["security", "payments"])
+    security, payments, management = ids["security"], ids["payments"], ids["management"]
+    client(moto, "organizations").register_delegated_administrator(
+        AccountId=security, ServicePrincipal="guardduty.amazonaws.com")
+    member_client(moto, payments, "s3").create_bucket(Bucket="acme-payments-ledger")
+    creds = member_credentials(moto, security)
+    for name, value in creds.items():
+        monkeypatch.setenv(name, value)                 # attest runs in the security account
+
+    proxy = OrganizationsAsAws(moto, management, {creds["AWS_ACCESS_KEY_ID"]: security})
+    with proxy as url:
+        records = collect(url, [HOME], **org_config())
+
+    listing = record(records, "aws.organizations.accounts", ORG)
+    assert listing.state is EvidenceState.OK, listing.detail
+    assert listing.payload["Caller"] == {
+        "Account": security, "As": "delegated administrator",
+        "Arn": f"arn:aws:sts::{security}:assumed-role/OrganizationAccountAccessRole/attest-nightly"}
+    assert listing.payload["Organization"]["MasterAccountId"] == management
+    assert listing.payload["Selection"]["in_scope"] == sorted([management, security, payments])
+    assert proxy.answered == [("ListAccounts", security, "delegated administrator")]
+    for account in (management, security, payments):
+        identity = record(records, "aws.sts.caller_identity", f"aws:{account}:global")
+        assert identity.state is EvidenceState.OK
+        assert identity.payload["Arn"] == f"arn:aws:sts::{account}:assumed-role/{ROLE}/attest"
+    buckets = record(records, "aws.s3.buckets", f"aws:{payments}:global").payload["Buckets"]
+    assert [b["Name"] for b in buckets] == ["acme-payments-ledger"]
+    assert not [r for r in records if r.scope == ORG and r.name != listing.name]
+
+
+def test_neither_management_nor_delegated_administrator_is_one_clear_error_never_a_pass(
+        moto, monkeypatch, tmp_path, capsys):
+    """attest runs in a member account that is no delegated administrator: AWS refuses its
+    ListAccounts. The listing is denied naming the account, the management account and what to
+    do; every AWS control is error (none passes, nothing is scanned), and `attest scan` exits 3
+    as the README's exit codes say."""
+    ids = organization(moto, ["security", "sandbox"])
+    sandbox, management = ids["sandbox"], ids["management"]
+    client(moto, "organizations").register_delegated_administrator(
+        AccountId=ids["security"], ServicePrincipal="guardduty.amazonaws.com")
+    creds = member_credentials(moto, sandbox)
+    for name, value in creds.items():
+        monkeypatch.setenv(name, value)
+
+    proxy = OrganizationsAsAws(moto, management, {creds["AWS_ACCESS_KEY_ID"]: sandbox})
+    with proxy as url:
+        records = collect(url, [HOME], **org_config())
+        config = tmp_path / "attest.yaml"
+        config.write_text(f"output_dir: ev\naws:\n  endpoint_url: {url}\n  regions: [{HOME}]\n"
+                          f"  organization: {{role_name: {ROLE}}}\n", encoding="utf-8")
+        code = main(["scan", "--config", str(config), "--only", "aws", "--format", "json"])
+    listing = record(records, "aws.organizations.accounts", ORG)
+    assert listing.state is EvidenceState.DENIED
+    detail = listing.detail
+    assert detail.startswith("organizations:ListAccounts was denied: AccessDeniedException")
+    assert f"called from account {sandbox} (arn:aws:sts::{sandbox}:assumed-role/" in detail
+    assert (f"Account {sandbox} is not the organization's management account ({management}) and, "
+            "to list the accounts, must be a delegated administrator") in detail
+    assert f"register-delegated-administrator --account-id {sandbox}" in detail
+    assert proxy.answered[0] == ("ListAccounts", sandbox, "refused")
+    assert not [r for r in records if r.scope != ORG]                     # nothing scanned
+    for cid in AWS_CONTROLS:
+        assert evaluate(cid, records).status is Status.ERROR, cid
+
+    results = json.loads(capsys.readouterr().out)
+    assert code == 3
+    assert {c["status"] for c in results["controls"]} == {"error"}
+    assert len(results["controls"]) == len(AWS_CONTROLS)
+
+
+def test_moto_s_empty_listing_for_a_member_account_is_error_not_no_accounts(moto, monkeypatch):
+    """Straight to moto, a member account that is no delegated administrator gets an empty
+    ListAccounts (moto does not refuse it, as AWS would). A listing without the management
+    account is not the organization's: error, naming the account; never "no accounts"."""
+    ids = organization(moto, ["sandbox"])
+    sandbox, management = ids["sandbox"], ids["management"]
+    for name, value in member_credentials(moto, sandbox).items():
+        monkeypatch.setenv(name, value)
+    records = collect(moto, [HOME], **org_config())
+    listing = record(records, "aws.organizations.accounts", ORG)
+    assert listing.state is EvidenceState.ERROR
+    assert listing.detail.startswith(
+        f"organizations:ListAccounts, called from account {sandbox} (arn:aws:sts::{sandbox}:"
+        "assumed-role/OrganizationAccountAccessRole/attest-nightly), answered 0 account(s) "
+        f"without the organization's management account {management}: not the organization's "
+        "account list."), listing.detail
+    assert "must be a delegated administrator" in listing.detail
+    assert not [r for r in records if r.scope != ORG]                     # nothing scanned
+    for cid in AWS_CONTROLS:
+        assert evaluate(cid, records).status is Status.ERROR, cid
+
+
+def test_the_management_account_says_so_and_a_refusal_there_names_the_permission(moto):
+    ids = organization(moto, ["payments"])
+    records = collect(moto, [HOME], **org_config())
+    caller = record(records, "aws.organizations.accounts", ORG).payload["Caller"]
+    assert (caller["Account"], caller["As"]) == (ids["management"], "management account")
+    deny = lambda region, service, body, target: target.endswith(".ListAccounts")  # noqa: E731
+    with DenyingProxy(moto, deny, with_target=True) as url:
+        refused = record(collect(url, [HOME], **org_config()), "aws.organizations.accounts", ORG)
+    assert refused.state is EvidenceState.DENIED
+    assert (f"{ids['management']} is the management account: its identity needs "
+            "organizations:DescribeOrganization and organizations:ListAccounts") in refused.detail

@@ -9,8 +9,8 @@ from typing import Any, Iterator
 import pytest
 from pydantic import ValidationError
 
-from collectors.datadog.demo import (DatadogWorld, FakeDatadog, downtime, log_index, monitor,
-                                      start_demo)
+from collectors.datadog.demo import (DatadogWorld, FakeDatadog, acme_world, downtime, log_index,
+                                      monitor, start_demo)
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
 from attest.model import Evidence, EvidenceState, Status
@@ -218,7 +218,7 @@ def test_429_waits_for_reset_and_retries(world: DatadogWorld, server: LocalServe
                                          clock: FakeClock) -> None:
     world.monitors = mons(3)
     world.throttle = 2
-    ev = collect(world, server, clock)
+    ev = collect(world, server, clock, max_workers=1)    # one read at a time: exact waits
     assert ev[MONITORS].state is EvidenceState.OK
     assert len(ev[MONITORS].payload["pages"][0]) == 3
     assert server.log.count(lambda e: e["status"] == 429) == 2
@@ -229,7 +229,8 @@ def test_remaining_zero_paces_before_the_next_call(world: DatadogWorld, server: 
                                                    clock: FakeClock) -> None:
     world.monitors = mons(9)
     world.rate_limit, world.rate_period = 2, 10
-    ev = collect(world, server, clock, page_size=3)
+    # one read at a time: concurrent first requests would go before any answer told the budget
+    ev = collect(world, server, clock, page_size=3, max_workers=1)
     assert all(r.state is EvidenceState.OK for r in ev.values())
     assert server.log.count(lambda e: e["status"] == 429) == 0
     assert clock.waits and all(w == 10 for w in clock.waits)
@@ -281,3 +282,64 @@ def test_demo_expected_statuses_match_the_engine() -> None:
         assert got == demo.expected
     finally:
         demo.stop()
+
+
+# -- reads side by side (max_workers) ----------------------------------------------------------
+
+def content(records: dict[str, Evidence]) -> list[tuple[Any, ...]]:
+    """What a record says, without when it was collected."""
+    return [(r.name, r.scope, r.state, r.payload, r.detail, r.request, r.unknown)
+            for r in records.values()]
+
+
+def test_max_workers_reads_the_lists_side_by_side_with_the_same_results(clock: FakeClock) -> None:
+    """A fake that takes 50 ms to answer: with max_workers 4 the three lists (monitors,
+    downtimes, log indexes) are in flight together; with 1 never more than one request at a
+    time; the records are the same either way, in the same order."""
+    world = acme_world(NOW)
+    world.clock = clock
+    srv = LocalServer(FakeDatadog(world), latency=0.05)
+    srv.start()
+    got: dict[int, list[tuple[Any, ...]]] = {}
+    most: dict[int, int] = {}
+    try:
+        for workers in (1, 4):
+            srv.log.clear()
+            cfg = Config(host=srv.url, api_key=world.api_key, app_key=world.app_key,
+                         page_size=2, max_workers=workers)
+            records = list(DatadogCollector(cfg, sleep=clock.sleep, clock=clock).collect(
+                CollectContext(now=NOW)))
+            assert [r.name for r in records] == list(DatadogCollector.produces)
+            got[workers] = content({r.name: r for r in records})
+            most[workers] = srv.log.most_in_flight
+    finally:
+        srv.stop()
+    assert most == {1: 1, 4: 3}
+    assert got[1] == got[4]
+    assert all(state is EvidenceState.OK for _, _, state, *_ in got[4])
+    assert len(got[4][0][3]["pages"]) > 1        # monitors: several pages, read in order
+
+
+def test_an_unexpected_answer_in_one_concurrent_read_stays_with_its_record(
+        world: DatadogWorld) -> None:
+    """The downtimes' answer has a shape the collector does not expect (``meta`` a list): that
+    record is ``error`` naming it; the two lists read beside it are ``ok``."""
+    world.monitors = mons(3)
+    world.indexes = [log_index("main", 30)]
+    fake = FakeDatadog(world)
+
+    def odd_downtimes(environ: dict, start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/api/v2/downtime":
+            body = json.dumps({"data": [{"id": "dt"}], "meta": ["not", "an", "object"]}).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        return fake(environ, start_response)
+    srv = LocalServer(odd_downtimes)
+    srv.start()
+    try:
+        ev = collect(world, srv, max_workers=4)
+    finally:
+        srv.stop()
+    assert ev[DOWNTIMES].state is EvidenceState.ERROR
+    assert ev[DOWNTIMES].detail.startswith("unexpected AttributeError while reading")
+    assert ev[MONITORS].state is EvidenceState.OK and ev[LOG_INDEXES].state is EvidenceState.OK

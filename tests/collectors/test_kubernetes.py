@@ -172,7 +172,7 @@ def test_a_failing_later_page_is_partial_and_never_a_pass(fake):
 def test_a_throttled_list_is_retried_after_the_server_s_wait(fake):
     fake.world.throttle = 2
     sleeps: list[float] = []
-    records = collect(entry(fake), sleeps=sleeps)
+    records = collect(entry(fake), sleeps=sleeps, max_workers=1)   # one list at a time
     assert one(records, "kubernetes.namespaces").state is EvidenceState.OK
     assert len(sleeps) == 2 and all(s >= 1 for s in sleeps)     # Retry-After: 1
     assert [e["status"] for e in list_requests(fake, "/api/v1/namespaces")] == [429, 429, 200]
@@ -219,7 +219,7 @@ def test_an_unreachable_cluster_costs_only_that_cluster(fake, caplog):
     down = {"name": "edge", "server": f"https://127.0.0.1:{_closed_port()}", "token": TOKEN,
             "ca_file": str(fake.ca_file)}
     sleeps: list[float] = []
-    records = collect(down, entry(fake), sleeps=sleeps)
+    records = collect(down, entry(fake), sleeps=sleeps, max_workers=1)
     edge = [r for r in records if r.scope == "k8s:edge" and r.name != "kubernetes.cluster"]
     assert len(edge) == len(KINDS) and {r.state for r in edge} == {EvidenceState.UNREACHABLE}
     assert "no answer after 3 attempts" in edge[0].detail
@@ -230,6 +230,11 @@ def test_an_unreachable_cluster_costs_only_that_cluster(fake, caplog):
     assert sorted((f["evidence"], f["attempts"], f["status"]) for f in failed) == sorted(
         (r.name, 3 if i == 0 else 0, "unreachable") for i, r in enumerate(edge))
     assert {f["scope"] for f in failed} == {"k8s:edge"}
+    # side by side, the lists in flight when the host is found dead each find it at the same
+    # time (still one bounded wait); the edge cluster costs the prod cluster nothing
+    side = collect(down, entry(fake), max_workers=4)
+    assert {r.state for r in side if r.scope == "k8s:edge"} == {EvidenceState.UNREACHABLE}
+    assert {r.state for r in side if r.scope == "k8s:prod"} == {EvidenceState.OK}
     assert one(records, "kubernetes.cluster", "k8s:edge").state is EvidenceState.UNREACHABLE
     prod = [r for r in records if r.scope == "k8s:prod"]
     assert {r.state for r in prod} == {EvidenceState.OK}
@@ -438,3 +443,51 @@ def test_readme_cluster_role_grants_get_and_list_on_exactly_the_kinds_read(capsy
     from attest.cli import main
     assert main(["permissions", "kubernetes"]) == 0
     assert capsys.readouterr().out == block
+
+
+# --- lists side by side (max_workers) --------------------------------------------------------
+
+def content(records: list[Evidence]) -> list[tuple[Any, ...]]:
+    """What each record says, without when it was collected."""
+    return [(r.name, r.scope, r.state, r.payload, r.detail, r.request, r.unknown) for r in records]
+
+
+def test_max_workers_reads_the_lists_side_by_side_with_the_same_records(fake, monkeypatch):
+    """The API server takes 50 ms to answer: with max_workers 4 the seven lists of two clusters
+    overlap (up to 4 requests in flight), with 1 never; the records are the same either way,
+    cluster by cluster, each cluster's kinds in the same order (pages of 2: several each)."""
+    monkeypatch.setattr(fake.server, "latency", 0.05)
+    fake.world.fail_pages["pods"] = 2                        # one list partial, the same both ways
+    got: dict[int, list[tuple[Any, ...]]] = {}
+    most: dict[int, int] = {}
+    for workers in (1, 4):
+        fake.server.log.clear()
+        records = collect(entry(fake), entry(fake, name="staging"), page_size=2,
+                          max_workers=workers)
+        got[workers], most[workers] = content(records), fake.server.log.most_in_flight
+    assert most[1] == 1 and 1 < most[4] <= 4, most
+    assert got[1] == got[4]
+    names = [k.evidence for k in KINDS] + ["kubernetes.cluster"]
+    assert [(name, scope) for name, scope, *_ in got[4]] == \
+        [(n, "k8s:prod") for n in names] + [(n, "k8s:staging") for n in names]
+    assert {(name, state) for name, _, state, *_ in got[4] if state is not EvidenceState.OK} == \
+        {("kubernetes.pods", EvidenceState.PARTIAL)}
+
+
+def test_an_unexpected_answer_in_one_list_stays_with_its_record(fake, monkeypatch):
+    """The roles list comes back with a shape the collector does not expect (``metadata`` a
+    string): that record is ``error`` naming it; the lists read beside it are ``ok``."""
+    app = fake.server.app
+
+    def odd_roles(environ: dict, start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/apis/rbac.authorization.k8s.io/v1/roles":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"kind": "RoleList", "apiVersion": "rbac.authorization.k8s.io/v1", '
+                    b'"metadata": "not an object", "items": []}']
+        return app(environ, start_response)
+    monkeypatch.setattr(fake.server, "app", odd_roles)
+    records = collect(entry(fake), max_workers=4)
+    roles = one(records, "kubernetes.roles")
+    assert roles.state is EvidenceState.ERROR
+    assert roles.detail.startswith("unexpected AttributeError while reading"), roles.detail
+    assert {r.state for r in records if r is not roles} == {EvidenceState.OK}

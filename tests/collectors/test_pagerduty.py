@@ -255,7 +255,7 @@ def test_pagerduty_serves_at_most_10000_by_offset(world: PagerDutyWorld, server:
 def test_429_is_retried_by_the_layer_one_request_per_attempt(
         world: PagerDutyWorld, server: LocalServer, tls: DemoTls, clock: FakeClock) -> None:
     world.throttle = 2
-    ev = collect(world, server, tls, clock)
+    ev = collect(world, server, tls, clock, max_workers=1)   # one at a time: /services first
     assert ev[SERVICES].state is EvidenceState.OK
     statuses_seen = [e["status"] for e in requests_to(server, "/services")]
     assert statuses_seen == [429, 429, 200]     # no hidden retries inside the client
@@ -275,7 +275,8 @@ def test_429_past_every_attempt_is_an_error_not_an_endless_loop(
 def test_pacing_waits_for_the_reset_when_the_budget_is_spent(
         world: PagerDutyWorld, server: LocalServer, tls: DemoTls, clock: FakeClock) -> None:
     world.rate_limit = 3
-    ev = collect(world, server, tls, clock)
+    # one read at a time: side by side, the first requests go before any answer tells the budget
+    ev = collect(world, server, tls, clock, max_workers=1)
     assert all(r.state is EvidenceState.OK for r in ev.values())
     assert all(e["status"] == 200 for e in server.log.entries)    # paced, never throttled
     assert clock.waits and max(clock.waits) <= 60
@@ -456,7 +457,7 @@ def test_a_403_on_incidents_costs_only_the_incident_control(
 def test_a_certificate_from_another_ca_is_refused(world: PagerDutyWorld, server: LocalServer,
                                                   clock: FakeClock, tmp_path: Path) -> None:
     other = make_tls("some other CA", folder=tmp_path)
-    ev = collect(world, server, other, clock)
+    ev = collect(world, server, other, clock, max_workers=1)
     for name, record in ev.items():
         assert record.state is EvidenceState.UNREACHABLE, name
     assert re.search(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed",
@@ -464,6 +465,13 @@ def test_a_certificate_from_another_ca_is_refused(world: PagerDutyWorld, server:
     assert "not tried" in ev[USERS].detail            # one dead host costs one bounded wait
     assert server.log.entries == []                    # no request got through
     assert all(evaluate(cid, ev).status is Status.ERROR for cid in PD_CONTROLS)
+    # side by side, the lists in flight when the host is found dead each find it (at the same
+    # time: still one bounded wait); nothing is read after that
+    reader = collector(world, server, other, clock, max_workers=4)
+    records = list(reader.collect(CollectContext(now=NOW)))
+    assert {r.state for r in records} == {EvidenceState.UNREACHABLE}
+    assert reader.http.calls <= 4 * RetryPolicy().attempts
+    assert server.log.entries == []
 
 
 def test_without_a_ca_file_the_system_store_does_not_trust_the_fake(
@@ -572,3 +580,74 @@ def test_a_rotation_with_gaps_renders_as_pagerduty_would() -> None:
         ("2026-11-17T13:00:00+00:00", "2026-11-18T09:00:00+00:00", "PX")]
     obj = schedule("PS1", "s", rota, policies=[("PE1", "p")])
     assert "_rotation" in obj and escalation_policy("PE1", "p", [[target("schedule", "PS1", "s")]])
+
+
+# -- reads side by side (max_workers) ----------------------------------------------------------
+
+def content(records: list[Evidence]) -> list[tuple[Any, ...]]:
+    """What each record says, without when it was collected."""
+    return [(r.name, r.scope, r.state, r.payload, r.detail, r.request, r.unknown) for r in records]
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["ok", "some-reads-failing"])
+def test_max_workers_reads_side_by_side_with_the_same_records(
+        world: PagerDutyWorld, server: LocalServer, tls: DemoTls, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch, failing: bool) -> None:
+    """A fake that takes 50 ms to answer: with max_workers 1 never more than one request is in
+    flight; with 2, at most 2 (the lists and their detail reads share the bound); with 4, the
+    lists overlap. The records are the same every time, in the same order, also when one
+    schedule and one incident's log entries cannot be read (``partial``, naming them)."""
+    monkeypatch.setattr(server, "latency", 0.05)
+    if failing:
+        world.fail["/schedules/PSCTM02"] = None
+        world.fail["/log_entries"] = None               # the account list fails: read each
+        world.fail["/incidents/PINC101/log_entries"] = None
+    got: dict[int, list[tuple[Any, ...]]] = {}
+    most: dict[int, int] = {}
+    for workers in (1, 2, 4):
+        server.log.clear()
+        records = list(collector(world, server, tls, clock, max_workers=workers).collect(
+            CollectContext(now=NOW)))
+        assert [r.name for r in records] == list(PagerDutyCollector.produces)
+        got[workers], most[workers] = content(records), server.log.most_in_flight
+    assert most[1] == 1 and most[2] == 2 and 2 < most[4] <= 4, most
+    assert got[1] == got[2] == got[4]
+    states = {name: state for name, _, state, *_ in got[4]}
+    if failing:
+        assert states[SCHEDULES] is states[INCIDENTS] is EvidenceState.PARTIAL
+        assert [list(unknown) for *_, unknown in got[4] if unknown] == [
+            ["schedule:PSCTM02"], ["incident:PINC101"]]
+    else:
+        assert set(states.values()) == {EvidenceState.OK}
+
+
+def test_side_by_side_the_rate_limit_still_holds_every_read(
+        world: PagerDutyWorld, server: LocalServer, tls: DemoTls, clock: FakeClock) -> None:
+    """3 requests a minute and 4 reads at once: every record is read whole, the same as one
+    read at a time (the budget is one for every endpoint, as PagerDuty counts it)."""
+    world.rate_limit = 3
+    alone = collect(world, server, tls, clock, max_workers=1)
+    together = collect(world, server, tls, clock, max_workers=4)
+    assert content(list(together.values())) == content(list(alone.values()))
+    assert {r.state for r in together.values()} == {EvidenceState.OK}
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_token_rejected_during_the_detail_reads_stops_the_reads_not_yet_started(
+        world: PagerDutyWorld, server: LocalServer, tls: DemoTls, clock: FakeClock,
+        workers: int) -> None:
+    """The token is rejected from the schedule reads on (12 schedules to read): those already
+    started fail, the others are not sent (one at a time: only the first is), and the record
+    is ``denied`` naming the first schedule (by id) whatever order they ran in."""
+    many = [target("schedule_reference", f"PSX{i:03d}", f"rota {i}") for i in range(12)]
+    world.policies = world.policies + [escalation_policy("PEPMANY", "Many rotas", [many])]
+    world.revoked = {"/schedules"}
+    ev = collect(world, server, tls, clock, max_workers=workers)
+    record = ev[SCHEDULES]
+    assert record.state is EvidenceState.DENIED
+    assert record.detail.startswith("schedule PSCLC01: GET /schedules/{id}: the credentials were "
+                                    "rejected (401"), record.detail
+    assert record.detail.endswith("(schedule reads not yet started were not sent)")
+    sent = [e for e in server.log.entries if e["path"].startswith("/schedules/")]
+    assert 1 <= len(sent) <= workers and {e["status"] for e in sent} == {401}
+    assert ev[SERVICES].state is ev[USERS].state is ev[INCIDENTS].state is EvidenceState.OK
