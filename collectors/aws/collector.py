@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
@@ -146,12 +147,20 @@ class AwsCollector:
             return
         pool = ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="attest-aws")
         try:
-            futures = [pool.submit(self._run, ctx, spec, account, region)
-                       for spec, region in self._plan_reads(regions, ctx.wanted)]
+            # Region by region (the pool takes reads in order), and a region's clients are let
+            # go of once its reads are done: memory holds the clients of a few regions.
+            futures = {pool.submit(self._run, ctx, spec, account, region): region
+                       for spec, region in self._plan_reads(regions, ctx.wanted)}
+            left = Counter(futures.values())
             for future in as_completed(futures):
+                region = futures[future]
+                left[region] -= 1
+                if not left[region] and region != "global" and account.clients is not None:
+                    account.clients.drop_region(region)
                 yield self._report(ctx, future.result())
         finally:   # also when the consumer stops early: queued reads are dropped
             pool.shutdown(wait=True, cancel_futures=True)
+            account.close()
 
     def _report(self, ctx: CollectContext, ev: Evidence) -> Evidence:
         _, account, region = ev.scope.split(":", 2)
@@ -160,13 +169,14 @@ class AwsCollector:
 
     def _plan_reads(self, regions: list[str], wanted: frozenset[str] | None = None
                     ) -> Iterator[tuple[Spec, str]]:
-        for spec in SPECS:
-            if spec.fetch in FIRST or (wanted is not None and spec.name not in wanted):
-                continue
+        chosen = [s for s in SPECS
+                  if s.fetch not in FIRST and (wanted is None or s.name in wanted)]
+        for spec in chosen:
             if spec.scope == "global":
                 yield spec, "global"
-            else:
-                for region in regions:
+        for region in regions:           # region by region (see _collect_account)
+            for spec in chosen:
+                if spec.scope != "global":
                     yield spec, region
 
     def _prelude(self, ctx: CollectContext, account: Account) -> tuple[list[Evidence], list[str]]:

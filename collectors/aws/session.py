@@ -10,8 +10,10 @@
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
@@ -93,6 +95,15 @@ class Clients:
                 client = self._cache[key] = self._create(service, region, first_contact)
             return client
 
+    def drop_region(self, region: str) -> None:
+        """Let go of the clients of ``region`` (its reads are done): an account read across
+        every region holds the clients of a few regions at a time, not of all of them. A read
+        that still holds one keeps using it; a later read of the region makes a new one."""
+        with self._lock:
+            for key in [k for k in self._cache if k[1] == region]:
+                del self._cache[key]
+        collect_garbage(every=GC_EVERY_S)
+
     def _create(self, service: str, region: str, first_contact: bool = False) -> BaseClient:
         options: dict[str, Any] = {"retries": FIRST_CONTACT if first_contact else RETRIES,
                                    "connect_timeout": CONNECT_TIMEOUT, "read_timeout": 60,
@@ -158,7 +169,17 @@ class Account:
         """Create the session and its clients once (raises e.g. ProfileNotFound)."""
         if self.session is None:
             self.session = self.make_session()
+            share_models(self.session)
             self.clients = Clients(self.session, self.endpoint_url)
+
+    def close(self) -> None:
+        """The account is read: let go of its session, clients and shared reads (an
+        organization's accounts are read a few at a time; memory holds those few)."""
+        self.clients = None
+        self.session = None
+        with self._shared_lock:
+            self._shared.clear()
+        collect_garbage()
 
     @property
     def home_region(self) -> str:
@@ -283,6 +304,46 @@ def quiet_secret_logging() -> None:
             logger.setLevel(logging.INFO)
 
 
+GC_EVERY_S = 5.0
+_LAST_GC = [0.0]
+_GC_LOCK = threading.Lock()
+
+
+def collect_garbage(every: float = 0.0) -> None:
+    """A full garbage collection, at most once every ``every`` seconds across threads.
+
+    botocore builds a class per client (a method object for each operation, a copy of the event
+    hooks): dropped clients are cycles that only a full collection frees, and with the service
+    models held Python runs one too rarely to keep up (an organization's accounts times every
+    region would pile up their clients). A full collection costs a fraction of a second, hence
+    the bound."""
+    now = time.monotonic()
+    with _GC_LOCK:
+        if now - _LAST_GC[0] < every:
+            return
+        _LAST_GC[0] = now
+    gc.collect()
+
+
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def share_models(session: boto3.Session) -> None:
+    """Give ``session`` the one botocore data loader every account's session uses: the service
+    models (EC2's alone is megabytes of JSON) are read and held once per scan, not once per
+    account. Sessions themselves stay one per account (credentials differ)."""
+    global _LOADER
+    core = getattr(session, "_session", None)   # boto3.Session's botocore session
+    if core is None:
+        return
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = core.get_component("data_loader")
+        elif core.get_component("data_loader") is not _LOADER:
+            core.register_component("data_loader", _LOADER)
+
+
 def open_accounts(accounts: list[Any], endpoint_url: str | None,
                   factory: SessionFactory = boto3.Session, *,
                   default: bool = True) -> list[Account]:
@@ -309,6 +370,7 @@ def _assumed(entry: Any, endpoint_url: str | None, factory: SessionFactory) -> b
     assumed fails here, named (``sts:AssumeRole was denied (arn:...)``), for its account only;
     the credentials are refreshed by assuming it again when they expire."""
     base = factory()
+    share_models(base)
     sts = base.client("sts", region_name=base.region_name or "us-east-1", endpoint_url=endpoint_url,
                       config=BotoConfig(retries=FIRST_CONTACT, connect_timeout=CONNECT_TIMEOUT))
     params = {"RoleArn": entry.role_arn, "RoleSessionName": entry.session_name or "attest"}
@@ -329,6 +391,8 @@ def _assumed(entry: Any, endpoint_url: str | None, factory: SessionFactory) -> b
                 "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
 
     core = botocore.session.Session()
+    if _LOADER is not None:
+        core.register_component("data_loader", _LOADER)
     core._credentials = RefreshableCredentials.create_from_metadata(  # noqa: SLF001 (c7n's way)
         metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
     return factory(botocore_session=core, region_name=base.region_name)

@@ -289,3 +289,38 @@ def test_the_management_account_says_so_and_a_refusal_there_names_the_permission
     assert refused.state is EvidenceState.DENIED
     assert (f"{ids['management']} is the management account: its identity needs "
             "organizations:DescribeOrganization and organizations:ListAccounts") in refused.detail
+
+
+def test_memory_an_account_holds_is_let_go_of_region_by_region_and_when_it_is_read(moto):
+    """Memory that does not grow with the organization (issue 9): every account's session uses
+    the one botocore data loader (the service models are held once), an account's reads go
+    region by region and each region's clients are let go of when its reads are done, and a
+    read account keeps no session or client."""
+    from collectors.aws import session as aws_session
+    organization(moto, ["a", "b"])
+    regions = [HOME, "eu-west-1", "ap-south-1"]
+    collector = AwsCollector(Config(endpoint_url=moto, regions=regions, max_workers=2, **org_config()))
+    ctx = CollectContext(now=NOW)
+    loaders, live_regions = set(), []
+    inner = aws_session.Clients.get
+
+    def watched(self, service, region, first_contact=False):
+        client = inner(self, service, region, first_contact)
+        loaders.add(id(self.session._session.get_component("data_loader")))
+        live_regions.append(len({key[1] for key in self._cache} - {HOME}))
+        return client
+
+    aws_session.Clients.get = watched
+    try:
+        records = list(collector.collect(ctx))
+    finally:
+        aws_session.Clients.get = inner
+    assert {r.scope.split(":")[1] for r in records if r.name == "aws.sts.caller_identity"} \
+        and all(r.state is EvidenceState.OK for r in records if r.name == "aws.sts.caller_identity")
+    assert len(loaders) == 1                                   # one loader for every account
+    assert max(live_regions) <= 2 < len(regions) * 3            # never every region's clients
+    accounts = collector._plan.accounts
+    assert len(accounts) == 3 and all(a.session is None and a.clients is None for a in accounts)
+    order = [region for _, region in collector._plan_reads(regions)]
+    regional = [r for r in order if r != "global"]
+    assert regional == sorted(regional, key=regions.index)      # region by region
