@@ -91,6 +91,12 @@ class _LogCapture(logging.Handler):
         with self.lock:   # type: ignore[union-attr]
             self.failed.extend(entries)
 
+    def log_bytes(self, config: LoadedConfig) -> bytes:
+        """scan.log: this scan's lines, with no secret of ``config`` in them."""
+        with self.lock:   # type: ignore[union-attr]
+            text = self.buffer.getvalue()
+        return failed_calls.scrub(text, config.secrets()).encode("utf-8")
+
     def failed_calls(self, config: LoadedConfig) -> bytes:
         """failed-calls.json: every entry so far, sorted, no secret of ``config`` in it."""
         with self.lock:   # type: ignore[union-attr]
@@ -352,13 +358,17 @@ class _Sink:
     """Where collected evidence goes: written to the folder being built, then kept for the
     engine without its payload (:class:`StoredRecords`)."""
 
-    def __init__(self, writer: BundleWriter) -> None:
+    def __init__(self, writer: BundleWriter, secrets: Collection[str] = ()) -> None:
         self.writer = writer
         self.records = StoredRecords(writer)
+        self.secrets = list(secrets)
 
     def __call__(self, ev: Evidence) -> None:
         if self.writer.closed:   # the scan stopped: a collector still running keeps nothing
             return
+        if self.secrets:   # a vendor's error message that quotes a credential keeps none
+            ev = dataclasses.replace(ev, detail=failed_calls.scrub(ev.detail, self.secrets),
+                                     unknown=failed_calls.scrub(ev.unknown, self.secrets))
         self.writer.write_evidence(ev)  # thread-safe; fsyncs outside any shared lock
         self.records.add(ev)
         if not ev.state.known and ev.state is not EvidenceState.UNREACHABLE:
@@ -424,7 +434,7 @@ def run_scan(config: LoadedConfig, *, out_dir: Path | None = None, now: datetime
         seal = prepare_seal(config, out, allow_unsafe_store=allow_unsafe_store)
         collectors, skipped = plan_sources(config, selection.sources(full))
         writer = BundleWriter(out, started)
-        sink = _Sink(writer)
+        sink = _Sink(writer, config.secrets())
         with _kept_on_failure(writer, sink.records):
             ctx = CollectContext(now=started, last_collected=last_collected(seal.chain),
                                  progress=progress or (lambda step: None), output_dir=out,
@@ -548,7 +558,7 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
                       failed_calls=len(json.loads(failed)))
         log.info("scan %s finished: %s", name,
                  {s.value: n for s, n in results.summary.counts.items()})
-        writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
+        writer.write_bytes("scan.log", capture.log_bytes(config))
         manifest = build_manifest(writer.digests, scan_id=results.scan.id,
                                   created_at=isoformat(results.scan.finished_at),
                                   tool_version=__version__,
@@ -642,13 +652,13 @@ def run_shard(config: LoadedConfig, shard: Any, *, out_dir: Path | None = None,
         log.info("shard %s of %s: units %s (of %d); skipped %s", shard.name, night,
                  ", ".join(covered) or "none", len(every), ", ".join(skipped) or "none")
         writer = BundleWriter(target.parent, started)
-        sink = _Sink(writer)
+        sink = _Sink(writer, config.secrets())
         with _kept_on_failure(writer, sink.records, what="shard"):
             status = _collect(chosen, ctx, sink, crash_scope=lambda s: f"{s}:shard-{shard.name}")
             log.info("shard %s of %s collected: %d evidence records", shard.name, night,
                      len(sink.records))
             writer.write_bytes(failed_calls.FAILED_CALLS, capture.failed_calls(config))
-            writer.write_bytes("scan.log", capture.buffer.getvalue().encode("utf-8"))
+            writer.write_bytes("scan.log", capture.log_bytes(config))
             manifest = shard_manifest(shard, night=night, scan_id=scan_id, started_at=started,
                                       finished_at=clock(), tool_version=__version__,
                                       config_digest=config.digest, all_units=every,

@@ -202,6 +202,12 @@ def test_every_call_refused_for_good_is_listed_once_with_its_status_and_no_secre
     for secret in _secrets(config, refused):
         assert secret not in text
     assert text.count("[redacted]") >= len(entries) - 1   # the GraphQL error quoted none
+    # nor anywhere else in the bundle: the refusals' messages reach evidence details and scan.log
+    for path in bundle.rglob("*"):
+        if path.is_file():
+            data = path.read_text(encoding="utf-8", errors="replace")
+            for secret in config.secrets():
+                assert secret not in data, f"a secret reached {path.relative_to(bundle)}"
 
     # a bundle file like any other: pinned by the manifest, verified, and named by the report
     listed = {f["path"]: f for f in read_manifest(bundle)["files"]}
