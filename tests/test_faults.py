@@ -9,18 +9,30 @@ request's protocol (botocore retries a bare 429 only with a throttling error cod
 throttled client down for seconds: see :func:`aws_fault`). Whether a sending fails is a pure
 function of a seed, the request (method, path, query, host, the region and service it is signed
 for, body) and how often that request was sent before, so a schedule does not depend on the
-order concurrent reads go in; hypothesis draws the seeds and the kinds of fault. A
-:class:`Schedule` chooses a share of the distinct requests; each chosen one fails 1 to 3 times in
-a row, then succeeds (transient), or every time (permanent).
+order concurrent reads go in (only two reads sending the very same request share its count);
+hypothesis draws the seeds and the kinds of fault. Two kinds:
+
+* :class:`Schedule`: a share of the distinct requests is chosen; each chosen one fails 1 to 3
+  times in a row, then succeeds (transient), or every time (permanent);
+* :class:`EachResponse`: every response, retries included, fails on its own with a probability.
 
 Each property is judged by the rules (the engine) against the fault-free run of the same estate:
 
 (a) transient faults (``Schedule``, 10-60% of the requests, each failing fewer times than the
     smallest retry budget: 4 tries for the fakes, 5 on GitHub, 4 at AWS's first contact, then
     11): every record in its fault-free state, exactly the same results and findings;
-(b) 30% of the distinct requests failing for good (``Schedule(rate=0.3, permanent=True)``): the
-    issue's target, 90% of the fault-free findings (control id + resource + status) judged
-    identically, cannot hold there, as a failed listing is a whole record
+(b) 30% of the responses failing (``EachResponse(rate=0.3)``), each source retrying as it does in
+    production (its own attempts; only the waits are shrunk): at least 90% of the fault-free
+    findings (control id + resource + status) judged identically, and no false pass (c); also,
+    every control whose records were read whole judged as without faults, and, when the retries
+    got every request through, everything. It holds on AWS (a request is lost only after 11
+    tries, 0.3^11) and GitHub (5 tries; no seed of 200 kept less). It does not hold on Okta,
+    Datadog, PagerDuty and Kubernetes: a request spends its 4 tries with probability 0.3^4 =
+    0.8%, its record, a whole listing, is then ``error``, and on these small estates a listing
+    carries more than 10% of the findings (of 200 seeds per source, 2.5% to 6.5% kept less).
+    Those four cases are ``xfail(strict=True)``, each shown by a pinned seed (LOST_LISTINGS);
+(b') stricter, 30% of the distinct requests failing for good (``Schedule(rate=0.3,
+    permanent=True)``): the 90% target cannot hold there, as a failed listing is a whole record
     and 30% of the listings fail; what is asserted is that every control whose records were all
     read whole (``ok``, no unknown resources) keeps its fault-free verdict and findings;
 (c) faults for good, at any rate: no control is ``pass`` unless every record it reads is ``ok``
@@ -39,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import os
 import re
 import threading
 from collections import Counter
@@ -46,7 +59,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, note, settings, strategies as st
 from hypothesis.errors import InvalidArgument
 
 from attest.demo.http import LocalServer
@@ -78,7 +91,7 @@ class Schedule:
     statuses: tuple[int, ...] = (500, 503, 429)
     permanent: bool = False
     max_times: int = ATTEMPTS - 1
-    only: str = ""                # a regex the request (``METHOD path query``) must match
+    only: str = ""                # a regex the request's ident (see Faults) must match
 
     def __repr__(self) -> str:
         return (f"Schedule(seed={self.seed}, rate={self.rate}, statuses={self.statuses}, "
@@ -96,6 +109,22 @@ class Schedule:
             return None
         times = 1 + d[9] % self.max_times
         if not self.permanent and attempt >= times:
+            return None
+        return self.statuses[d[8] % len(self.statuses)]
+
+
+@dataclass(frozen=True)
+class EachResponse:
+    """Every response fails on its own: the ``attempt``-th sending of a request (retries
+    included) fails with probability ``rate``, a pure function of the seed, the request and the
+    attempt number; the client retries as it normally does."""
+    seed: int
+    rate: float
+    statuses: tuple[int, ...] = (500, 503, 429)
+
+    def fault(self, ident: str, attempt: int) -> int | None:
+        d = hashlib.sha256(f"{self.seed}|{ident}|{attempt}".encode()).digest()
+        if int.from_bytes(d[:8], "big") / 2 ** 64 >= self.rate:
             return None
         return self.statuses[d[8] % len(self.statuses)]
 
@@ -133,7 +162,7 @@ class Faults:
                  | None = None) -> None:
         self.app = app
         self.respond = respond or saas_fault
-        self.schedule: Schedule | FirstSendings | None = None
+        self.schedule: Schedule | EachResponse | FirstSendings | None = None
         self._lock = threading.Lock()
         self._sent: Counter[str] = Counter()
         self.injected = 0
@@ -141,7 +170,7 @@ class Faults:
         self.gave_up: set[str] = set()
         self.last = Tally(0, 0, 0, 0)
 
-    def use(self, schedule: Schedule | FirstSendings | None) -> Tally:
+    def use(self, schedule: Schedule | EachResponse | FirstSendings | None) -> Tally:
         """Start ``schedule`` (None: no faults); returns, and keeps in ``last``, the tally of
         the schedule it ends."""
         with self._lock:
@@ -195,7 +224,8 @@ def aws_fault(status: int, environ: dict) -> tuple[str, list, bytes]:
     """A 500 InternalError or 503 ServiceUnavailable in the error shape of the request's AWS
     protocol (EC2, query, REST-XML, JSON). botocore retries both. (Throttles would need a
     throttling code, e.g. a 400 ThrottlingException; botocore's adaptive mode then slows the
-    client down for seconds: 17 throttles once each cost a demo scan 20 s. They stay out.)"""
+    client down for seconds: 17 requests throttled once each made a demo scan take 21 s instead
+    of 3. They stay out.)"""
     service = _signed_region(environ.get("HTTP_AUTHORIZATION", "")).partition("/")[2]
     json_rpc = bool(environ.get("HTTP_X_AMZ_TARGET"))
     query = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
@@ -322,6 +352,7 @@ def fakes() -> Iterator[Fakes]:
                 super().__init__(faults[name], *args, **kwargs)
         return FaultyServer
 
+    env = set(os.environ)
     with pytest.MonkeyPatch.context() as mp:
         for name in FAKES:
             mp.setattr(importlib.import_module(f"collectors.{name}.demo"), "LocalServer", faulty(name))
@@ -333,9 +364,11 @@ def fakes() -> Iterator[Fakes]:
                     {name: judge(name, r) for name, r in records.items()})
     finally:
         demo.stop()
+        for name in set(os.environ) - env:   # the demo tokens start_demo set
+            del os.environ[name]
 
 
-def run_with(fakes: Fakes, source: str, schedule: Schedule
+def run_with(fakes: Fakes, source: str, schedule: Schedule | EachResponse
              ) -> tuple[list[Evidence], list[ControlResult]]:
     """Collect ``source`` under ``schedule``; the fault tally is in ``fakes.faults[source].last``."""
     faults = fakes.faults[source]
@@ -384,12 +417,68 @@ def untouched_kept(source: str, records: list[Evidence], baseline: list[ControlR
 @given(seed=st.integers(0, 2 ** 32 - 1), statuses=st.sampled_from([(500,), (503,), (429,), (500, 503, 429)]))
 def test_30_percent_permanent_faults_cost_only_what_they_touch(fakes: Fakes, source: str, seed: int,
                                                                statuses: tuple[int, ...]) -> None:
-    """(b): 30% of the distinct requests failing for good. The 90%-kept target cannot hold (one
+    """(b'): 30% of the distinct requests failing for good. The 90%-kept target cannot hold (one
     failed listing is a whole record); every control whose records were read whole keeps its
     verdict and findings."""
     records, results = run_with(fakes, source, Schedule(seed, 0.3, statuses, permanent=True))
     note(f"{source}: {kept(fakes.baseline[source], results):.1%} of the fault-free findings kept")
     untouched_kept(source, records, fakes.baseline[source], results)
+
+
+def assert_most_kept(source: str, records: list[Evidence], baseline: list[ControlResult],
+                     faulted: list[ControlResult], tally: Tally) -> None:
+    """(b): no false pass; every control whose records were read whole judged as without faults;
+    when the retries got every request through, everything judged as without faults; and, as
+    the issue asks, at least 90% of the fault-free findings judged identically."""
+    assume(tally.injected > 0)       # a schedule that failed nothing shows nothing
+    share = kept(baseline, faulted)
+    note(f"{source}: {share:.1%} of the fault-free findings kept")
+    assert_no_false_pass(source, records, baseline, faulted)
+    untouched_kept(source, records, baseline, faulted)
+    if not tally.gave_up:
+        assert outcome(faulted) == outcome(baseline), "every request got through, yet judged otherwise"
+    lost = findings(baseline) - findings(faulted)
+    assert share >= 0.9, (
+        f"{source}: {share:.1%} of the fault-free findings kept ({tally}); lost: "
+        f"{sorted(lost)[:5]}...; records not ok: "
+        f"{[(r.name, r.state.value, r.detail) for r in records if r.state is not EvidenceState.OK]}")
+
+
+# (b) does not hold on these sources: a request fails all its 4 tries with probability 0.3^4 (0.8%),
+# and its record (one listing) then carries more than 10% of the small demo estate's findings.
+# A seed that shows it for each (with statuses 500, 503 and 429). Of seeds 0-199, the property
+# fails for 13 on Okta, 7 on Datadog, 9 on PagerDuty, 5 on Kubernetes, none on GitHub (and none
+# of 25 on AWS); each time one listing spent its 4 tries. Every seed here is tried on every
+# source; on GitHub all four hold.
+LOST_LISTINGS = {
+    "okta": 38,          # GET /api/v1/users: 4 faults, okta.users and okta.factors error (25% kept)
+    "datadog": 144,      # GET /api/v1/monitor: 4 faults, datadog.monitors error (12% kept)
+    "pagerduty": 56,     # GET /services: 4 faults, pagerduty.services error (22% kept)
+    "kubernetes": 181,   # GET /api/v1/pods: 4 faults, kubernetes.pods error (42% kept)
+}
+BUDGET = ("the retry budget (4 tries per request) is spent with probability 0.3^4 = 0.8% per "
+          "request, and one lost listing is a whole record: on the small demo estate more than 10% "
+          "of the findings (see LOST_LISTINGS)")
+
+
+def lost_listings(test: Callable) -> Callable:
+    """The seeds of LOST_LISTINGS as explicit examples (hypothesis runs them first)."""
+    for seed in LOST_LISTINGS.values():
+        test = example(seed=seed, statuses=(500, 503, 429))(test)
+    return test
+
+
+@pytest.mark.parametrize("source", [pytest.param(s, marks=pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason=BUDGET)) if s in LOST_LISTINGS else s for s in FAKES])
+@settings(FAST, report_multiple_bugs=False)   # one AssertionError, whichever seeds show it
+@given(seed=st.integers(0, 2 ** 32 - 1), statuses=st.sampled_from([(500,), (503,), (429,), (500, 503, 429)]))
+@lost_listings
+def test_30_percent_of_responses_failing_keep_90_percent_of_the_findings(
+        fakes: Fakes, source: str, seed: int, statuses: tuple[int, ...]) -> None:
+    """(b) as the issue states it: each response, retries included, fails with probability 0.3;
+    the source retries as it does in production. The pinned examples are LOST_LISTINGS."""
+    records, results = run_with(fakes, source, EachResponse(seed, 0.3, statuses))
+    assert_most_kept(source, records, fakes.baseline[source], results, fakes.faults[source].last)
 
 
 @pytest.mark.parametrize("source", FAKES)
@@ -450,7 +539,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
             demo.stop()
 
 
-def run_aws(aws: Aws, schedule: Schedule | FirstSendings, max_attempts: int | None = None
+def run_aws(aws: Aws, schedule: Schedule | EachResponse | FirstSendings, max_attempts: int | None = None
             ) -> tuple[list[Evidence], list[ControlResult]]:
     """Collect AWS under ``schedule``; ``max_attempts``: botocore's attempts per call (and at
     first contact) instead of the collector's, to keep permanent faults' waits short."""
@@ -505,6 +594,18 @@ def test_aws_30_percent_permanent_faults_cost_only_what_they_touch(aws: Aws, see
     untouched_kept("aws", records, aws.baseline, results)
 
 
+@AWS_FAST
+@given(seed=st.integers(0, 2 ** 32 - 1), statuses=st.sampled_from([(500,), (503,), (500, 503)]))
+def test_aws_30_percent_of_responses_failing_keep_90_percent_of_the_findings(
+        aws: Aws, seed: int, statuses: tuple[int, ...]) -> None:
+    """(b) as the issue states it, with the collector's own botocore retries."""
+    records, results = run_aws(aws, EachResponse(seed, 0.3, statuses))
+    assert_most_kept("aws", records, aws.baseline, results, aws.faults.last)
+
+
+STS = r"\|us-east-1/sts\|"      # a request signed for STS (GetCallerIdentity), in a Faults ident
+
+
 def test_a_fault_aws_answers_at_first_contact_gets_the_full_retry_budget(aws: Aws) -> None:
     """The first call to an account (sts:GetCallerIdentity) makes a few quick tries, so that a
     dead endpoint costs seconds; a 5xx answer shows the endpoint alive, and five of them in a
@@ -519,5 +620,3 @@ def test_a_fault_aws_answers_at_first_contact_gets_the_full_retry_budget(aws: Aw
     assert {r.state for r in records} == {EvidenceState.ERROR}
     assert {r.status for r in results} == {Status.ERROR}
 
-
-STS = r"\|us-east-1/sts\|"      # a request signed for STS (GetCallerIdentity), in a Faults ident
