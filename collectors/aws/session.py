@@ -41,7 +41,8 @@ HOME_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov
 
 RETRIES = {"mode": "adaptive", "max_attempts": 10}
 # The first call to an account (who am I?) may find the endpoint unreachable: a few quick tries,
-# so a dead endpoint costs seconds, not the minute ten adaptive attempts take.
+# so a dead endpoint costs seconds, not the minute ten adaptive attempts take. A fault AWS
+# answers (5xx, throttling) on every quick try shows the endpoint alive: see Target.call.
 FIRST_CONTACT = {"mode": "standard", "max_attempts": 3}
 CONNECT_TIMEOUT = 5
 
@@ -204,12 +205,24 @@ class Target:
     def call(self, service: str, operation: str, *, absent: tuple[str, ...] = (),
              region: str | None = None, what: str = "", first_contact: bool = False,
              **params: Any) -> dict[str, Any] | None:
-        """One call; None when the error code is one of ``absent`` (the thing does not exist)."""
+        """One call; None when the error code is one of ``absent`` (the thing does not exist).
+
+        ``first_contact``: a few quick tries (:data:`FIRST_CONTACT`); when AWS answered each
+        with a fault botocore retries (5xx, throttling), the endpoint is alive, and the call is
+        made again with the full budget (:data:`RETRIES`), so that a brief fault does not cost
+        the whole account."""
         action = self._note(service, operation)
         client = self.client(service, region, first_contact)
+        method = botocore.xform_name(operation)
         with api_call("aws", self.scope(region), action) as outcome:
             try:
-                return strip(getattr(client, botocore.xform_name(operation))(**params))
+                try:
+                    return strip(getattr(client, method)(**params))
+                except ClientError as exc:
+                    if not (first_contact and _gave_up_retrying(exc)):
+                        raise
+                    client = self.client(service, region)
+                    return strip(getattr(client, method)(**params))
             except (ClientError, BotoCoreError) as exc:
                 if error_code(exc) in absent:
                     outcome["outcome"] = "absent"
@@ -273,6 +286,11 @@ class Target:
         action = iam_action(service, operation)
         self.requested.add(action)  # one atomic step: no check-then-append across threads
         return action
+
+
+def _gave_up_retrying(exc: ClientError) -> bool:
+    """botocore retried this answered error (a 5xx, a throttle) until its attempts ran out."""
+    return bool(exc.response.get("ResponseMetadata", {}).get("MaxAttemptsReached"))
 
 
 def _resource(region: str, what: str = "") -> str:
