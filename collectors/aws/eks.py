@@ -16,7 +16,7 @@ def clusters(t: Target) -> dict[str, Any]:
     """``ListClusters`` (every page) plus, per cluster, the raw ``DescribeCluster`` answer under
     ``Clusters``. One cluster that cannot be described costs only that cluster: the record is
     ``partial`` and names it (by its ARN) in ``unknown``; the others are kept."""
-    listing = t.paginate("eks", "ListClusters") or {}
+    listing = t.shared_list("eks", "ListClusters")
     described: list[dict[str, Any]] = []
     unknown: dict[str, str] = {}
     for name in listing.get("clusters", []):
@@ -43,7 +43,7 @@ def cluster_versions(t: Target) -> dict[str, Any]:
     ``absent``, as nothing there needs a version judged. An endpoint that does not offer the
     operation (moto, an older emulator) answers 404; that is recorded as ``error`` with a plain
     reason, never as "no versions"."""
-    if not (t.paginate("eks", "ListClusters") or {}).get("clusters"):
+    if not t.shared_list("eks", "ListClusters").get("clusters"):
         raise CallFailed(EvidenceState.ABSENT, f"no EKS cluster in {t.region}: its versions "
                          "were not read")
     try:

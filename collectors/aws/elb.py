@@ -15,7 +15,7 @@ def listeners(t: Target) -> dict[str, Any]:
     """``DescribeLoadBalancers`` (every page); each load balancer gains ``Listeners`` (the raw
     ``DescribeListeners`` list, every page), and each plain-HTTP listener its ``Rules`` (the raw
     ``DescribeRules`` list), which say whether it only redirects to HTTPS."""
-    listing = t.paginate("elbv2", "DescribeLoadBalancers") or {}
+    listing = t.shared_list("elbv2", "DescribeLoadBalancers")
 
     def read(lb: dict[str, Any]) -> dict[str, Any]:
         arn = lb["LoadBalancerArn"]
@@ -36,7 +36,7 @@ def listeners(t: Target) -> dict[str, Any]:
 def attributes(t: Target) -> dict[str, Any]:
     """``DescribeLoadBalancers`` (every page); each load balancer gains its ``Attributes`` (the
     raw ``DescribeLoadBalancerAttributes`` list: access logs, deletion protection...)."""
-    listing = t.paginate("elbv2", "DescribeLoadBalancers") or {}
+    listing = t.shared_list("elbv2", "DescribeLoadBalancers")
 
     def read(lb: dict[str, Any]) -> dict[str, Any]:
         arn = lb["LoadBalancerArn"]

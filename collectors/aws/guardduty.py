@@ -10,7 +10,7 @@ from collectors.aws.session import Target
 def detectors(t: Target) -> dict[str, Any]:
     """``ListDetectors`` (every page) plus, per detector, the raw ``GetDetector`` and
     ``GetAdministratorAccount`` answers (the latter names a delegated administrator, if any)."""
-    listing = t.paginate("guardduty", "ListDetectors") or {}
+    listing = t.shared_list("guardduty", "ListDetectors")
     listing["Detectors"] = [
         {"DetectorId": detector_id,
          "GetDetector": t.call("guardduty", "GetDetector", what=detector_id,
@@ -31,7 +31,7 @@ def findings(t: Target) -> dict[str, Any]:
     """``ListDetectors``; per detector, ``ListFindings`` (every page) with the criteria
     :data:`HIGH_UNARCHIVED` and the raw findings (``GetFindings``, 50 ids a call). A detector
     whose findings cannot be read is named in ``unknown`` by its ARN."""
-    listing = t.paginate("guardduty", "ListDetectors") or {}
+    listing = t.shared_list("guardduty", "ListDetectors")
 
     def detector_arn(detector_id: str) -> str:
         return f"arn:{t.account.partition}:guardduty:{t.region}:{t.account.id}:detector/{detector_id}"

@@ -282,6 +282,15 @@ class Target:
         minimum = int(member.metadata.get("min", 1)) if member is not None else 1
         return {"PageSize": max(self.page_size, minimum)}
 
+    def shared_list(self, service: str, operation: str) -> dict[str, Any]:
+        """Every page of a list two evidence items of this region read (``ListClusters``,
+        ``ListDetectors``, ``DescribeLoadBalancers``): called once per account and region, the
+        answer (or its failure) shared; each item still names the action among its requests."""
+        self._note(service, operation)
+        key = f"{service}:{operation}:{self.region}"
+        return dict(self.account.once(key, lambda: Target(    # a copy: each item adds its keys
+            self.account, self.region, page_size=self.page_size).paginate(service, operation) or {}))
+
     def _note(self, service: str, operation: str) -> str:
         action = iam_action(service, operation)
         self.requested.add(action)  # one atomic step: no check-then-append across threads
