@@ -93,3 +93,12 @@ class BundleView:
                                     state=str(data.get("state", "")), payload=data.get("payload"),
                                     detail=str(data.get("detail") or ""), results=self.results))
         return out
+
+
+def verdict_columns(verdict: Any, control: str, what: str) -> dict[str, str]:
+    """A row's ``verdict`` and ``verdict_detail``: the finding the bundle's run of ``control``
+    gave this resource, or "not judged" saying so (``what``: the resource as the row names it)."""
+    if verdict is None:
+        return {"verdict": "not judged",
+                "verdict_detail": f"{control} has no finding for {what} in this bundle"}
+    return {"verdict": verdict.status.value, "verdict_detail": verdict.detail}

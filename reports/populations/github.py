@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from reports.populations import Population
-from reports.populations._evidence import EvidenceFile, iso
+from reports.populations._evidence import EvidenceFile, iso, verdict_columns
 
 CONTROL = "github.changes_reviewed"
 
@@ -48,9 +48,7 @@ def extract(records: list[EvidenceFile]) -> Iterator[tuple[EvidenceFile, dict[st
                 "merged_at": iso(pull.get("mergedAt")),
                 "approvers": "; ".join(a for a, _ in approvals),
                 "approved_at": "; ".join(t for _, t in approvals),
-                "verdict": verdict.status.value if verdict else "not judged",
-                "verdict_detail": verdict.detail if verdict else
-                f"{CONTROL} has no finding for {resource} in this bundle",
+                **verdict_columns(verdict, CONTROL, resource),
             }
 
 

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from attest.results import FindingRecord
 from reports.populations import Population
-from reports.populations._evidence import EvidenceFile, iso
+from reports.populations._evidence import EvidenceFile, iso, verdict_columns
 
 CONTROL = "pagerduty.incident_acknowledged"
 
@@ -68,9 +68,7 @@ def extract(records: list[EvidenceFile]) -> Iterator[tuple[EvidenceFile, dict[st
                 "acknowledged_at": acked_at, "acknowledged_by": acked_by,
                 "resolved_at": resolved_at, "resolved_by": resolved_by,
                 "url": incident.get("html_url"),
-                "verdict": verdict.status.value if verdict else "not judged",
-                "verdict_detail": verdict.detail if verdict else
-                f"{CONTROL} has no finding for incident {incident.get('id')} in this bundle",
+                **verdict_columns(verdict, CONTROL, f"incident {incident.get('id')}"),
             }
 
 

@@ -75,6 +75,21 @@ def _denial(service: str) -> tuple[str, bytes]:
                                           b'"message":"not authorized"}')
 
 
+
+def forward(upstream: Any, start_response: Any, method: str, path: str, body: bytes,
+            headers: dict[str, str]) -> list[bytes]:
+    """Send one request on to ``upstream`` (moto) and pass its answer back (the test proxies)."""
+    conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    start_response(f"{response.status} {response.reason}",
+                   [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP])
+    return [data]
+
 class DenyingProxy:
     """Forwards to moto, but answers 403 AccessDenied when ``deny(region, service, body)`` (with
     ``with_path``: ``deny(region, service, body, path)``, the path with its query string; with
@@ -114,17 +129,8 @@ class DenyingProxy:
         if environ.get("CONTENT_TYPE"):
             headers["Content-Type"] = environ["CONTENT_TYPE"]
         headers["Content-Length"] = str(len(body))
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
-        try:
-            conn.request(environ["REQUEST_METHOD"], environ.get("REQUEST_URI") or environ["PATH_INFO"],
-                         body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        start_response(f"{response.status} {response.reason}",
-                       [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP])
-        return [data]
+        return forward(self.upstream, start_response, environ["REQUEST_METHOD"],
+                       environ.get("REQUEST_URI") or environ["PATH_INFO"], body, headers)
 
     def __enter__(self) -> str:
         return self.server.start()
@@ -233,16 +239,7 @@ class OrganizationsAsAws(DenyingProxy):
             "X-Amz-Target": target})
         SigV4Auth(Credentials(ENV["AWS_ACCESS_KEY_ID"], ENV["AWS_SECRET_ACCESS_KEY"]),
                   "organizations", "us-east-1").add_auth(request)
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
-        try:
-            conn.request("POST", "/", body=body, headers=dict(request.headers))
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        start_response(f"{response.status} {response.reason}",
-                       [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP])
-        return [data]
+        return forward(self.upstream, start_response, "POST", "/", body, dict(request.headers))
 
 
 def member_credentials(url: str, account_id: str, role: str = "OrganizationAccountAccessRole",
