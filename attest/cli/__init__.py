@@ -80,6 +80,9 @@ def _main(argv: Sequence[str] | None) -> int:
     args = logged = None
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
+        # Ctrl-C stops a scan (exit 130) even when attest was started with SIGINT ignored
+        # (a parent's inherited disposition, e.g. a background job or a test harness)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
