@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import threading
 from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -120,10 +121,7 @@ class DenyingProxy:
         extra = [path] if self.with_path else [environ.get("HTTP_X_AMZ_TARGET", "")] \
             if self.with_target else []
         if self.deny(region, service, body, *extra):
-            content_type, payload = _denial(service)
-            start_response("403 Forbidden", [("Content-Type", content_type),
-                                             ("x-amzn-ErrorType", "AccessDeniedException")])
-            return [payload]
+            return self.refuse(service, start_response)
         headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
         if environ.get("CONTENT_TYPE"):
@@ -132,11 +130,42 @@ class DenyingProxy:
         return forward(self.upstream, start_response, environ["REQUEST_METHOD"],
                        environ.get("REQUEST_URI") or environ["PATH_INFO"], body, headers)
 
+    def refuse(self, service: str, start_response: Callable) -> list[bytes]:
+        content_type, payload = _denial(service)
+        start_response("403 Forbidden", [("Content-Type", content_type),
+                                         ("x-amzn-ErrorType", "AccessDeniedException")])
+        return [payload]
+
     def __enter__(self) -> str:
         return self.server.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.server.stop()
+
+
+class FailingFirst(DenyingProxy):
+    """Forwards to moto, but answers the first ``times`` requests that ``match(region, service,
+    body)`` with a 503 ServiceUnavailable in the query protocol's error shape (STS, IAM...), a
+    fault botocore retries."""
+
+    def __init__(self, upstream: str, match: Callable[[str, str, bytes], bool], times: int) -> None:
+        self.failed, self.left = 0, times
+        self.lock = threading.Lock()
+
+        def fail(region: str, service: str, body: bytes) -> bool:
+            with self.lock:
+                if self.left and match(region, service, body):
+                    self.left -= 1
+                    self.failed += 1
+                    return True
+                return False
+        super().__init__(upstream, fail)
+
+    def refuse(self, service: str, start_response: Callable) -> list[bytes]:
+        start_response("503 Service Unavailable", [("Content-Type", "text/xml")])
+        return [b"<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+                b"<Message>Service is unavailable</Message></Error>"
+                b"<RequestId>attest-test</RequestId></ErrorResponse>"]
 
 
 # --- an AWS Organization in moto ------------------------------------------------------------

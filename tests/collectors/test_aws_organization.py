@@ -15,7 +15,8 @@ from collectors.aws.collector import ACCOUNT_EVIDENCE, AwsCollector
 from collectors.aws.demo import client
 from collectors.aws.source import Config
 from collectors.base import CollectContext
-from tests.collectors.aws_fixtures import (AWS_CONTROLS, NOW, DenyingProxy, OrganizationsAsAws,
+from tests.collectors.aws_fixtures import (AWS_CONTROLS, NOW, DenyingProxy, FailingFirst,
+                                           OrganizationsAsAws,
                                            collect, deny_assume_role, evaluate, member_client,
                                            member_credentials, organization, record)
 
@@ -73,6 +74,27 @@ def test_every_account_is_scanned_and_one_that_cannot_be_entered_is_error_for_it
     assert [f.resource for f in errors] == [f"aws:{sandbox}:global"]
     assert {f.resource for f in encrypted.findings} >= {"arn:aws:s3:::acme-payments-ledger",
                                                         "arn:aws:s3:::acme-management-trail"}
+
+
+def test_a_fault_sts_answers_to_assume_role_gets_the_full_retry_budget(moto):
+    """sts:AssumeRole makes a few quick tries (FIRST_CONTACT: a dead endpoint costs seconds);
+    a 5xx answered on each of them shows STS alive, so the call is made again with the full
+    budget: five 503s in a row (more than the quick tries) cost nothing, not the account."""
+    from collectors.aws.session import FIRST_CONTACT
+    ids = organization(moto, ["payments"])
+    payments = ids["payments"]
+    member_client(moto, payments, "iam").update_account_password_policy(**STRONG_POLICY)
+    role = f"iam%3A%3A{payments}%3Arole".encode()
+    proxy = FailingFirst(moto, lambda region, service, body: (
+        service == "sts" and b"Action=AssumeRole" in body and role in body), times=5)
+    with proxy as url:
+        records = collect(url, [HOME], **org_config())
+    assert proxy.failed == 5 > FIRST_CONTACT["max_attempts"]
+    assert proxy.count(b"Action=AssumeRole") == 6 + 1     # 5 faults + the answer, + management's
+    assert [r for r in records if payments in r.scope]
+    assert not [(r.name, r.scope, r.detail) for r in records if not r.state.known]
+    policy = evaluate("aws.iam.password_policy", records)
+    assert {f.resource.split(":")[1]: f.status for f in policy.findings}[payments] is Status.PASS
 
 
 def test_include_ous_at_any_depth_exclusions_and_closed_accounts(moto):
@@ -324,3 +346,34 @@ def test_memory_an_account_holds_is_let_go_of_region_by_region_and_when_it_is_re
     order = [region for _, region in collector._plan_reads(regions)]
     regional = [r for r in order if r != "global"]
     assert regional == sorted(regional, key=regions.index)      # region by region
+
+
+def test_clients_share_their_class_and_a_dropped_client_is_freed_at_once(moto):
+    """botocore builds each client a class of its own (hundreds of methods), and a dropped
+    client is then ~1,500 objects in cycles only a full garbage collection frees. attest keeps
+    one class per service and API version: two accounts' clients in two regions share it, work,
+    and a dropped client is freed by reference counting alone (the collector makes thousands)."""
+    import gc
+    import weakref
+
+    import boto3
+
+    from collectors.aws.session import CLASSES_SHARED, Clients
+    assert CLASSES_SHARED
+    first, second = (Clients(boto3.Session(region_name=HOME), moto) for _ in range(2))
+    here, there = first.get("ec2", HOME), second.get("ec2", "eu-west-1")
+    assert type(here) is type(there) and here is not there
+    assert here.meta.region_name == HOME and there.meta.region_name == "eu-west-1"
+    assert type(first.get("s3", HOME)) is not type(here)           # one class per service
+    assert there.describe_vpcs()["Vpcs"]                               # moto's default VPC
+    assert callable(getattr(first.get("s3", HOME), "upload_file"))  # boto3's injected methods
+    gone = weakref.ref(there)
+    gc.collect()
+    gc.disable()
+    try:
+        del there
+        second.drop_region("eu-west-1")
+        assert gone() is None
+        assert gc.collect() < 300      # its parser and shapes, ~100 objects (a class: ~1,500)
+    finally:
+        gc.enable()
