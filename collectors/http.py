@@ -6,8 +6,12 @@ SDK) as a :class:`Request`: an operation name and a ``send`` function making one
 module does the rest, once for every source:
 
 * **retries** of 429, 5xx and no answer at all, with exponential backoff and full jitter, bounded
-  in attempts and in total time (tenacity); a server's ``Retry-After`` or rate-limit reset is
-  honoured up to ``max_wait``, and a longer one fails the call at once;
+  in attempts (each source's ``max_retries`` + 1, 10 by default; 4 when no answer comes at all)
+  and in total time (tenacity); a
+  server's ``Retry-After`` or rate-limit reset is honoured up to ``max_wait``, and a longer one
+  fails the call at once; after ``outage_after`` calls in a row failed for good on a 429/5xx (a
+  vendor outage, never random faults), each further call gets ``outage_attempts`` tries until
+  one succeeds, so an outage costs seconds per call, not a minute;
 * **pacing** from the rate-limit headers: when a response says nothing is left of the budget,
   the next call waits for the reset (bounded), so a scan does not run into 429s;
 * **failure to evidence state**: 401/403 ``denied`` (naming what the credentials need), no
@@ -39,7 +43,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 from tenacity import (AsyncRetrying, RetryCallState, Retrying, retry_if_exception_type,
-                      stop_after_attempt, stop_after_delay, wait_random_exponential)
+                      stop_after_delay, stop_any, wait_random_exponential)
 
 from attest.calls import failed_call
 from attest.logs import log_call
@@ -63,12 +67,18 @@ TIMEOUTS = Timeouts()
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 4              # tries per call, the first included
+    attempts: int = 10             # tries per call, the first included (each source: max_retries + 1)
+    unreachable_attempts: int = 4  # tries when no answer comes at all (a dead host costs seconds)
     max_elapsed: float = 120.0     # seconds per call, waits included
     max_wait: float = 60.0         # longest single wait for a rate limit to reset
     backoff: float = 0.5           # first backoff (seconds); doubles, full jitter, at most 8 s
     statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
     max_wait_setting: str = ""     # the config key that sets max_wait, named when it is exceeded
+    # A vendor that is down costs a bounded time: after this many calls in a row failed for good
+    # on a retried status (429/5xx, every try spent), each further call gets outage_attempts
+    # tries, until one call succeeds. Random faults never string failed calls together.
+    outage_after: int = 3
+    outage_attempts: int = 2
 
 
 @dataclass(frozen=True)
@@ -314,6 +324,7 @@ class _Base:
         self.waits: list[float] = []   # every wait: backoff, retry-after, pacing
         self._pause_until = 0.0        # monotonic time before which no call starts (pacing)
         self.dead: HttpError | None = None   # the host gave no answer: later calls are not tried
+        self.failing = 0               # calls in a row that failed for good on a 429/5xx
 
     def _retrying_args(self, call: "_Call") -> dict[str, Any]:
         backoff = wait_random_exponential(multiplier=self.policy.backoff, max=8)
@@ -328,7 +339,15 @@ class _Base:
                 call.paced_to = until     # this wait already covers the pacing one
             self.waits.append(seconds)
             return seconds
-        return {"stop": stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.max_elapsed),
+        attempts = self.policy.attempts if self.failing < self.policy.outage_after else \
+            min(self.policy.attempts, self.policy.outage_attempts)
+
+        def spent(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            limit = min(attempts, self.policy.unreachable_attempts) \
+                if isinstance(exc, Unreachable) else attempts
+            return state.attempt_number >= limit
+        return {"stop": stop_any(spent, stop_after_delay(self.policy.max_elapsed)),
                 "wait": wait, "retry": retry_if_exception_type((_Again, Unreachable)),
                 "reraise": True}
 
@@ -352,7 +371,22 @@ class _Base:
     def _failed(self, error: HttpError) -> HttpError:
         if error.state is EvidenceState.UNREACHABLE and self.dead is None:
             self.dead = error
+        self._streak(failed=error.status in self.policy.statuses)
         return error
+
+    def _streak(self, failed: bool) -> None:
+        """Count the calls in a row that failed for good on a 429/5xx (a vendor outage); any
+        other end of a call (an answer, a denial, an absence) ends the streak."""
+        with self._budget_lock:
+            before = self.failing
+            self.failing = before + 1 if failed else 0
+        if failed and self.failing == self.policy.outage_after:
+            log.warning("%s: %d calls in a row failed for good (429/5xx, every try spent): the "
+                        "vendor looks down; each further call is tried %d times until one succeeds",
+                        self.scope, self.failing, self.policy.outage_attempts)
+        elif not failed and before >= self.policy.outage_after:
+            log.info("%s: a call succeeded again: full retries (%d tries) restored", self.scope,
+                     self.policy.attempts)
 
     def _pacing(self, served: float = 0.0) -> tuple[float, float]:
         """(seconds until the pause the rate limit announced ends, that end); 0 seconds when
@@ -473,6 +507,7 @@ class _Call:
         return error
 
     def done(self, response: Response) -> Response:
+        self.layer._streak(failed=False)
         outcome = "absent" if response.status in self.request.absent else "ok"
         self.layer._log(self.request, self.t0, outcome, self.attempts, None)
         return response

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
@@ -417,3 +418,35 @@ def test_max_in_flight_bounds_the_requests_sent_at_once(server: Server) -> None:
     server.server.log.clear()
     _at_once(6, lambda i: unbounded.call(get(server.url + f"/y{i}")).status)
     assert server.server.log.most_in_flight > 2
+
+
+def test_a_vendor_that_looks_down_costs_two_tries_a_call_until_one_succeeds(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Random faults never string calls that failed for good together (each needs every one of
+    its 10 tries to fail); an outage does. After 3 calls in a row failed for good on a 5xx, each
+    further call gets 2 tries (an outage costs seconds a call, not a minute of backoff), and one
+    call that succeeds restores the full budget. A denial or an absence ends the streak too."""
+    caplog.set_level(logging.INFO, "attest")
+    sleeps = Sleeps()
+    h = http(sleeps)
+    assert h.policy.attempts == 10 and h.policy.outage_after == 3
+    server.script = [(503, {}, {"message": "down"})]
+    for n in range(5):
+        before = len(server.paths)
+        with pytest.raises(HttpError):
+            h.call(get(server.url + f"/x{n}"))
+        assert len(server.paths) - before == (10 if n < 3 else 2), n
+    assert "3 calls in a row failed for good" in caplog.text and "test:here" in caplog.text
+    server.script = [(503, {}, {}), (200, {}, {"ok": 1}), (503, {}, {})]
+    assert h.call(get(server.url + "/back")).body == {"ok": 1}       # 2nd of its 2 tries
+    assert h.failing == 0 and "full retries (10 tries) restored" in caplog.text
+    before = len(server.paths)
+    with pytest.raises(HttpError):
+        h.call(get(server.url + "/again"))
+    assert len(server.paths) - before == 10                         # the full budget again
+    # a streak is of 429/5xx failures only: a denial in between ends it
+    for path, status in (("/a", 503), ("/b", 503), ("/c", 403), ("/d", 503)):
+        server.script = [(status, {}, {"message": "no"})]
+        with pytest.raises(HttpError):
+            h.call(get(server.url + path))
+    assert h.failing == 1

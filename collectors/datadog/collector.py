@@ -63,11 +63,12 @@ class DatadogCollector:
     Config: ClassVar[type[BaseModel]] = Config
     produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
-    def __init__(self, config: Config, policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, config: Config, policy: RetryPolicy | None = None,
                  **timing: Any) -> None:
         """``timing``: ``sleep`` and ``clock`` for tests that run on a fake server's clock."""
         self.config = config
-        self.http = Http(SOURCE.name, scope_of(config), policy=policy, rates=RATES,
+        self.http = Http(SOURCE.name, scope_of(config),
+                         policy=policy or RetryPolicy(attempts=config.max_retries + 1), rates=RATES,
                          base_url=base_url(config), **timing)
 
     def _client(self) -> Any:

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from attest.sources import Source
-from collectors.base import https_or_loopback
+from collectors.base import https_or_loopback, max_retries_field
 
 MONITORS = "datadog.monitors"
 DOWNTIMES = "datadog.downtimes"
@@ -24,6 +24,7 @@ class Config(BaseModel):
     api_key: SecretStr = Field(min_length=1)
     app_key: SecretStr = Field(min_length=1)
     page_size: int = Field(1000, ge=1, le=1000, description="monitors/downtimes per page")
+    max_retries: int = max_retries_field()
     max_workers: int = Field(4, ge=1, le=16, description="reads run concurrently (monitors, "
                              "downtimes, log indexes; within the rate limit the HTTP layer paces)")
 

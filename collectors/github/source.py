@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from attest.sources import Source
-from collectors.base import https_or_loopback
+from collectors.base import https_or_loopback, max_retries_field
 
 ORG = "github.org"
 MEMBERS_2FA = "github.members_2fa_disabled"
@@ -26,7 +26,7 @@ class Config(BaseModel):
     private_key: SecretStr | None = None
     include_archived: bool = False
     changes_lookback_days: int = Field(30, ge=1, le=30)
-    max_retries: int = Field(4, ge=0, le=10)
+    max_retries: int = max_retries_field()
     max_rate_limit_wait: int = Field(300, ge=0, le=3600,
                                      description="longest wait (s) for a rate-limit reset")
     timeout: int = Field(30, ge=1, le=300)

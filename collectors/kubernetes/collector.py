@@ -36,12 +36,13 @@ class KubernetesCollector:
     Config: ClassVar[type[BaseModel]] = Config
     produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
-    def __init__(self, config: Config, policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, config: Config, policy: RetryPolicy | None = None,
                  page_size: int = PAGE_SIZE, aws_session: Callable[..., Any] | None = None,
                  **timing: Any) -> None:
         """``page_size``: items per list page (``limit``); ``aws_session``: the boto3 session
         factory for EKS clusters; ``timing``: ``sleep`` and ``clock`` for tests."""
-        self.config, self.policy, self.page_size = config, policy, page_size
+        self.config, self.page_size = config, page_size
+        self.policy = policy or RetryPolicy(attempts=config.max_retries + 1)
         self.aws_session, self.timing = aws_session, timing
         self.calls = 0      # requests sent to API servers, every cluster (benchmarks, tests)
 

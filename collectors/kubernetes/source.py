@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from attest.sources import Source
-from collectors.base import https_or_loopback
+from collectors.base import https_or_loopback, max_retries_field
 
 CLUSTER = "kubernetes.cluster"
 NAMESPACES = "kubernetes.namespaces"
@@ -125,6 +125,7 @@ class Config(BaseModel):
     allowed_admin_subjects: list[str] = Field(
         default_factory=list, description='subjects that may hold cluster-admin, e.g. '
         '"Group:platform-admins", "User:alice@example.com", "ServiceAccount:ci/deployer"')
+    max_retries: int = max_retries_field()
     max_workers: int = Field(4, ge=1, le=16, description="lists read at once (the kinds of a "
                              "cluster, and the clusters, side by side)")
 

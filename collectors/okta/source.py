@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from attest.sources import Source
-from collectors.base import https_or_loopback
+from collectors.base import https_or_loopback, max_retries_field
 
 DEFAULT_SCOPES = ("okta.users.read", "okta.policies.read", "okta.logs.read")
 POLICY_EVIDENCE = {
@@ -33,6 +33,7 @@ class Config(BaseModel):
     rate_limit_share: float = Field(0.5, gt=0, le=1, description="the share of each rate-limit "
                                     "window attest may use; the rest is left to the org's other "
                                     "integrations")
+    max_retries: int = max_retries_field()
     max_workers: int = Field(8, ge=1, le=64, description="detail reads (one user's factors) in "
                                                         "flight at once")
     # okta.system_log (user lifecycle, admin roles, group membership: the access population)

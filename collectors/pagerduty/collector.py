@@ -57,12 +57,13 @@ class PagerDutyCollector:
     Config: ClassVar[type[BaseModel]] = Config
     produces: ClassVar[tuple[str, ...]] = SOURCE.produces
 
-    def __init__(self, config: Config, policy: RetryPolicy = RetryPolicy(), **timing: Any) -> None:
+    def __init__(self, config: Config, policy: RetryPolicy | None = None, **timing: Any) -> None:
         """``timing``: ``sleep`` and ``clock`` for tests that run on a fake server's clock."""
         self.config = config
         self.scope = scope_of(config)
         # at most max_workers requests in flight, however the reads fan out (lists, details)
-        self.http = Http(SOURCE.name, self.scope, policy=policy, rates=RATES,
+        self.http = Http(SOURCE.name, self.scope,
+                         policy=policy or RetryPolicy(attempts=config.max_retries + 1), rates=RATES,
                          base_url=config.base_url, max_in_flight=config.max_workers, **timing)
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:

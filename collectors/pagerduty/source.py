@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from attest.sources import Source
+from collectors.base import max_retries_field
 
 SERVICES = "pagerduty.services"
 ESCALATION_POLICIES = "pagerduty.escalation_policies"
@@ -24,6 +25,7 @@ class Config(BaseModel):
     incident_lookback_days: int = Field(30, ge=1, le=180, description=(
         "pagerduty.incidents: since the last good read, at most this many days back (PagerDuty "
         "searches at most 6 months)"))
+    max_retries: int = max_retries_field()
     max_workers: int = Field(4, ge=1, le=16, description=(
         "requests in flight at once: the lists side by side, then each schedule's and each "
         "incident's detail reads (within the rate limit the HTTP layer paces)"))
