@@ -7,9 +7,8 @@ module does the rest, once for every source:
 
 * **retries** of 429, 5xx and no answer at all, with exponential backoff and full jitter, bounded
   in attempts (each source's ``max_retries`` + 1, 10 by default; 4 when no answer comes at all)
-  and in total time (tenacity); a
-  server's ``Retry-After`` or rate-limit reset is honoured up to ``max_wait``, and a longer one
-  fails the call at once; after ``outage_after`` calls in a row failed for good on a 429/5xx (a
+  and in total time (tenacity); a server's ``Retry-After`` or rate-limit reset is honoured up to
+  ``max_wait``, and a longer one fails the call at once; after ``outage_after`` calls in a row failed for good on a 429/5xx (a
   vendor outage, never random faults), each further call gets ``outage_attempts`` tries until
   one succeeds, so an outage costs seconds per call, not a minute;
 * **pacing** from the rate-limit headers: when a response says nothing is left of the budget,
@@ -79,6 +78,12 @@ class RetryPolicy:
     # tries, until one call succeeds. Random faults never string failed calls together.
     outage_after: int = 3
     outage_attempts: int = 2
+
+    @classmethod
+    def of(cls, config: Any, **settings: Any) -> "RetryPolicy":
+        """A source's policy: its section's ``max_retries`` (:func:`collectors.base.max_retries_field`)
+        plus ``settings``."""
+        return cls(attempts=config.max_retries + 1, **settings)
 
 
 @dataclass(frozen=True)

@@ -134,17 +134,18 @@ def refused(fakes) -> Iterator[Any]:
             r.rules = []
 
 
-RETRIED = ("github", "okta", "datadog", "pagerduty", "kubernetes")   # max_retries in the section
-
-
 def _config(demo: Any, folder: Path) -> Any:
     """The demo's config as a file (so that no source runs without its section: AWS would)."""
     import yaml
 
     from attest.config import load_config
     folder.mkdir(parents=True, exist_ok=True)
-    # fewer retries than the default 9, so that the calls refused for good fail in seconds
-    sections = {name: {**section, "max_retries": 3} if name in RETRIED else section
+    from attest.sources import load_collector, sources
+    # fewer retries than the default 9 (in each section that has the key), so that the calls
+    # refused for good fail in seconds
+    retried = {name for name in demo.config if name in sources()
+               and "max_retries" in load_collector(name).Config.model_fields}
+    sections = {name: {**section, "max_retries": 3} if name in retried else section
                 for name, section in demo.config.items()}
     (folder / "config.yaml").write_text(yaml.safe_dump({**sections, "output_dir": "out"}),
                                         encoding="utf-8")

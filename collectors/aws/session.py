@@ -10,10 +10,8 @@
 """
 from __future__ import annotations
 
-import gc
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
@@ -103,7 +101,6 @@ class Clients:
         with self._lock:
             for key in [k for k in self._cache if k[1] == region]:
                 del self._cache[key]
-        collect_garbage(every=GC_EVERY_S)
 
     def _create(self, service: str, region: str, first_contact: bool = False) -> BaseClient:
         # a copy: botocore's Config rewrites the dict it is given (max_attempts -> total_...)
@@ -181,7 +178,6 @@ class Account:
         self.session = None
         with self._shared_lock:
             self._shared.clear()
-        collect_garbage()
 
     @property
     def home_region(self) -> str:
@@ -343,9 +339,9 @@ def _share_client_classes() -> bool:
     clients. The class depends only on the service model and on the handlers boto3 registers for
     ``creating-client-class`` (the same in every boto3 session), so attest keeps the first one
     built for each service and API version: a dropped client is then freed at once, and a client
-    costs about 40% less CPU. Checked by tests/collectors/test_aws_organization.py. Returns
-    False, leaving botocore as it is, when its ``ClientCreator`` is not the one this wraps
-    (then :func:`collect_garbage` frees the dropped clients)."""
+    costs about 40% less CPU. Checked by tests/collectors/test_aws_organization.py, which fails
+    if a botocore release drops the method this wraps (then this returns False and leaves
+    botocore as it is: results stay right, memory grows with the clients made)."""
     from botocore.client import ClientCreator
     build = getattr(ClientCreator, "_create_client_class", None)
     if build is None:
@@ -366,25 +362,6 @@ def _share_client_classes() -> bool:
 
 
 CLASSES_SHARED = _share_client_classes()
-GC_EVERY_S = 5.0
-_LAST_GC = [0.0]
-_GC_LOCK = threading.Lock()
-
-
-def collect_garbage(every: float = 0.0) -> None:
-    """When botocore's client classes could not be shared (:func:`_share_client_classes`): a
-    full garbage collection, at most once every ``every`` seconds across threads. Dropped clients
-    are then cycles that only a full collection frees, and with the service models held Python
-    runs one too rarely to keep up. A full collection costs a fraction of a second, hence the
-    bound."""
-    if CLASSES_SHARED:
-        return
-    now = time.monotonic()
-    with _GC_LOCK:
-        if now - _LAST_GC[0] < every:
-            return
-        _LAST_GC[0] = now
-    gc.collect()
 
 
 _LOADER: Any = None

@@ -68,7 +68,7 @@ class DatadogCollector:
         """``timing``: ``sleep`` and ``clock`` for tests that run on a fake server's clock."""
         self.config = config
         self.http = Http(SOURCE.name, scope_of(config),
-                         policy=policy or RetryPolicy(attempts=config.max_retries + 1), rates=RATES,
+                         policy=policy or RetryPolicy.of(config), rates=RATES,
                          base_url=base_url(config), **timing)
 
     def _client(self) -> Any:

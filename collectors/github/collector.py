@@ -64,9 +64,8 @@ class GithubCollector:
         self.config = config
         self.scope = f"github:{config.org}"
         self.http = Http(SOURCE.name, self.scope, base_url=config.base_url, denied=(401, 403, 422),
-                         policy=RetryPolicy(attempts=config.max_retries + 1,
-                                            max_wait=config.max_rate_limit_wait,
-                                            max_wait_setting="github.max_rate_limit_wait"),
+                         policy=RetryPolicy.of(config, max_wait=config.max_rate_limit_wait,
+                                               max_wait_setting="github.max_rate_limit_wait"),
                          **timing)
 
     def _client(self) -> Any:

@@ -42,7 +42,7 @@ class KubernetesCollector:
         """``page_size``: items per list page (``limit``); ``aws_session``: the boto3 session
         factory for EKS clusters; ``timing``: ``sleep`` and ``clock`` for tests."""
         self.config, self.page_size = config, page_size
-        self.policy = policy or RetryPolicy(attempts=config.max_retries + 1)
+        self.policy = policy or RetryPolicy.of(config)
         self.aws_session, self.timing = aws_session, timing
         self.calls = 0      # requests sent to API servers, every cluster (benchmarks, tests)
 

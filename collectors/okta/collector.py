@@ -40,8 +40,8 @@ class OktaCollector:
         """``timing``: ``sleep`` (async) and ``clock`` for tests that must not really wait."""
         self.config = config
         self.scope = f"okta:{urlsplit(config.org_url).netloc}"
-        self.policy = RetryPolicy(attempts=config.max_retries + 1, max_wait=config.rate_limit_max_wait,
-                                  max_wait_setting="okta.rate_limit_max_wait")
+        self.policy = RetryPolicy.of(config, max_wait=config.rate_limit_max_wait,
+                                     max_wait_setting="okta.rate_limit_max_wait")
         self.timing = timing
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:

@@ -63,7 +63,7 @@ class PagerDutyCollector:
         self.scope = scope_of(config)
         # at most max_workers requests in flight, however the reads fan out (lists, details)
         self.http = Http(SOURCE.name, self.scope,
-                         policy=policy or RetryPolicy(attempts=config.max_retries + 1), rates=RATES,
+                         policy=policy or RetryPolicy.of(config), rates=RATES,
                          base_url=config.base_url, max_in_flight=config.max_workers, **timing)
 
     def collect(self, ctx: CollectContext) -> Iterator[Evidence]:
