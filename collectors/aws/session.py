@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from attest.logs import api_call
 from attest.model import EvidenceState
+from collectors.aws import client_costs  # noqa: F401 (shares what botocore builds per client)
 from collectors.aws.specs import iam_action
 from collectors.aws_errors import NO_ANSWER, classify, failed_entry
 
@@ -326,42 +327,6 @@ def quiet_secret_logging() -> None:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.INFO:
             logger.setLevel(logging.INFO)
-
-
-def _share_client_classes() -> bool:
-    """One client class per (service, API version) for the whole process, instead of botocore's
-    new class per client.
-
-    botocore builds every client a class of its own, with a method object for each operation
-    (EC2: about 700) and lazily built docstrings; a dropped client is then about 1,500 objects in
-    reference cycles that only a full garbage collection frees, and building the class is a
-    third of the cost of a client. An organization read across every region makes thousands of
-    clients. The class depends only on the service model and on the handlers boto3 registers for
-    ``creating-client-class`` (the same in every boto3 session), so attest keeps the first one
-    built for each service and API version: a dropped client is then freed at once, and a client
-    costs about 40% less CPU. Checked by tests/collectors/test_aws_organization.py, which fails
-    if a botocore release drops the method this wraps (then this returns False and leaves
-    botocore as it is: results stay right, memory grows with the clients made)."""
-    from botocore.client import ClientCreator
-    build = getattr(ClientCreator, "_create_client_class", None)
-    if build is None:
-        return False
-    if getattr(build, "attest_shared", False):
-        return True
-    classes: dict[tuple[str, str], type] = {}
-
-    def shared(self: Any, service_name: str, service_model: Any) -> type:
-        key = (service_name, service_model.api_version)
-        cls = classes.get(key)
-        if cls is None:   # two threads may both build it: the first one kept is everyone's
-            cls = classes.setdefault(key, build(self, service_name, service_model))
-        return cls
-    shared.attest_shared = True   # type: ignore[attr-defined]
-    ClientCreator._create_client_class = shared   # type: ignore[method-assign]
-    return True
-
-
-CLASSES_SHARED = _share_client_classes()
 
 
 _LOADER: Any = None

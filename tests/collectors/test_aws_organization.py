@@ -346,34 +346,3 @@ def test_memory_an_account_holds_is_let_go_of_region_by_region_and_when_it_is_re
     order = [region for _, region in collector._plan_reads(regions)]
     regional = [r for r in order if r != "global"]
     assert regional == sorted(regional, key=regions.index)      # region by region
-
-
-def test_clients_share_their_class_and_a_dropped_client_is_freed_at_once(moto):
-    """botocore builds each client a class of its own (hundreds of methods), and a dropped
-    client is then ~1,500 objects in cycles only a full garbage collection frees. attest keeps
-    one class per service and API version: two accounts' clients in two regions share it, work,
-    and a dropped client is freed by reference counting alone (the collector makes thousands)."""
-    import gc
-    import weakref
-
-    import boto3
-
-    from collectors.aws.session import CLASSES_SHARED, Clients
-    assert CLASSES_SHARED
-    first, second = (Clients(boto3.Session(region_name=HOME), moto) for _ in range(2))
-    here, there = first.get("ec2", HOME), second.get("ec2", "eu-west-1")
-    assert type(here) is type(there) and here is not there
-    assert here.meta.region_name == HOME and there.meta.region_name == "eu-west-1"
-    assert type(first.get("s3", HOME)) is not type(here)           # one class per service
-    assert there.describe_vpcs()["Vpcs"]                               # moto's default VPC
-    assert callable(getattr(first.get("s3", HOME), "upload_file"))  # boto3's injected methods
-    gone = weakref.ref(there)
-    gc.collect()
-    gc.disable()
-    try:
-        del there
-        second.drop_region("eu-west-1")
-        assert gone() is None
-        assert gc.collect() < 300      # its parser and shapes, ~100 objects (a class: ~1,500)
-    finally:
-        gc.enable()
