@@ -17,6 +17,7 @@ import fcntl
 import io
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -293,6 +294,7 @@ def _collect(chosen: dict[str, tuple[Any, Collection[str] | None]], ctx: Collect
              sink: Callable[[Evidence], None], crash_scope: Callable[[str], str | None] = lambda s: None,
              ) -> dict[str, Any]:
     """Run the chosen collectors at once (one thread each): source -> how its collection went."""
+    _fewer_malloc_arenas()
     pool = ThreadPoolExecutor(max_workers=max(1, len(chosen)), thread_name_prefix="attest-source")
     try:
         futures = {s: pool.submit(_collect_source, s, c, ctx, sink, units, crash_scope(s))
@@ -302,6 +304,25 @@ def _collect(chosen: dict[str, tuple[Any, Collection[str] | None]], ctx: Collect
         pool.shutdown(wait=False, cancel_futures=True)
     _give_back_freed_memory()
     return status
+
+
+# glibc's mallopt parameter for the most malloc arenas (M_ARENA_MAX), and the number attest uses
+M_ARENA_MAX, MALLOC_ARENAS = -8, 2
+
+
+def _fewer_malloc_arenas() -> None:
+    """At most :data:`MALLOC_ARENAS` glibc malloc arenas, unless ``MALLOC_ARENA_MAX`` says
+    otherwise. glibc gives threads up to 8 arenas per core, and memory freed in one stays with
+    it: with the dozens of reader threads of a scan the process holds far more than it uses
+    (1/100 bench: peak RSS 233 -> 200 MB with 2 arenas, CPU no higher). Set before the readers
+    start; a no-op elsewhere than glibc."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):   # not glibc (macOS, musl): nothing to do
+        pass
 
 
 def _give_back_freed_memory() -> None:
@@ -585,13 +606,12 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
 
 def _write_report(writer: BundleWriter, results: Results, chain: Chain, *,
                   signed: bool = False, failed_calls: int | None = None) -> None:
-    from reports.html import TREND_SCANS, render_report
+    from reports.html import TREND_SCANS, report_pieces
     digests = {path: sha for path, (sha, _) in writer.digests.items()}  # hashed once, as written
     with chain.history(TREND_SCANS + 1) as history:
-        html = render_report(results, history, evidence_sha256=digests, signed=signed,
-                             bundle_dir=writer.out_dir / str(results.scan.bundle),
-                             failed_calls=failed_calls)
-    writer.write_bytes("report.html", html.encode("utf-8"))
+        writer.write_pieces("report.html", report_pieces(
+            results, history, evidence_sha256=digests, signed=signed,
+            bundle_dir=writer.out_dir / str(results.scan.bundle), failed_calls=failed_calls))
 
 
 # --- beyond one machine: shards and their merge (attest.shards) --------------------------------

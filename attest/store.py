@@ -14,7 +14,7 @@ import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from attest.errors import UsageError
 from attest.model import Evidence, canonical_json_pieces, sha256_bytes
@@ -95,11 +95,15 @@ class BundleWriter:
     def write_json(self, relpath: str, obj: Any) -> str:
         """``canonical_json(obj)`` to ``relpath``, encoded and hashed piece by piece: a large
         payload is never held a second (and third) time as one string and one bytes object."""
+        return self.write_pieces(relpath, canonical_json_pieces(obj))
+
+    def write_pieces(self, relpath: str, pieces: Iterable[bytes]) -> str:
+        """The concatenation of ``pieces`` to ``relpath``, hashed as it is written."""
         target = self._claim(relpath)
         digest, size = hashlib.sha256(), 0
         try:
             with open(target, "xb") as fh:
-                for piece in canonical_json_pieces(obj):
+                for piece in pieces:
                     digest.update(piece)
                     size += len(piece)
                     fh.write(piece)

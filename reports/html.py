@@ -12,7 +12,7 @@ import hashlib
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -289,7 +289,18 @@ def render_report(results: Results, history: list[Path], *,
                   evidence_sha256: dict[str, str] | None = None, evidence_base: str | None = "",
                   bundle_dir: str | Path | None = None, signed: bool = False,
                   failed_calls: int | None = None) -> str:
-    """The report as one HTML string. ``history``: earlier complete bundles, oldest first; the
+    """The report as one HTML string (:func:`report_pieces`, joined)."""
+    return b"".join(report_pieces(
+        results, history, evidence_sha256=evidence_sha256, evidence_base=evidence_base,
+        bundle_dir=bundle_dir, signed=signed, failed_calls=failed_calls)).decode("utf-8")
+
+
+def report_pieces(results: Results, history: list[Path], *,
+                  evidence_sha256: dict[str, str] | None = None, evidence_base: str | None = "",
+                  bundle_dir: str | Path | None = None, signed: bool = False,
+                  failed_calls: int | None = None, piece_size: int = 1 << 16) -> Iterator[bytes]:
+    """The report as UTF-8 pieces of about ``piece_size`` bytes, as Jinja renders it: a large
+    report (tens of MB for tens of thousands of findings) is never held whole. ``history``: earlier complete bundles, oldest first; the
     trend uses the last ``TREND_SCANS`` (90) of them, the changes section the last one.
 
     ``evidence_sha256`` maps bundle-relative evidence paths to their sha256 (see
@@ -301,11 +312,19 @@ def render_report(results: Results, history: list[Path], *,
     env = _env()
     script = env.get_template("_script.js.j2").render()
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    return env.get_template("report.html.j2").render(
-        v=build_view(results, history, evidence_sha256, evidence_base=evidence_base,
-                     bundle_dir=bundle_dir, signed=signed, failed_calls=failed_calls),
-        script=Markup(script),
-        script_csp=f"'sha256-{digest}'")
+    chunks, size = [], 0
+    for text in env.get_template("report.html.j2").generate(
+            v=build_view(results, history, evidence_sha256, evidence_base=evidence_base,
+                         bundle_dir=bundle_dir, signed=signed, failed_calls=failed_calls),
+            script=Markup(script),
+            script_csp=f"'sha256-{digest}'"):
+        chunks.append(text)
+        size += len(text)
+        if size >= piece_size:
+            yield "".join(chunks).encode("utf-8")
+            chunks, size = [], 0
+    if chunks:
+        yield "".join(chunks).encode("utf-8")
 
 
 def evidence_digests(bundle: Path, results: Results) -> dict[str, str]:

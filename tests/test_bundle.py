@@ -142,9 +142,10 @@ def test_failed_scan_keeps_evidence_but_no_bundle(demo_scan, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import reports.html
 
-    def broken(*args, **kwargs):
+    def broken(*args, **kwargs):   # the report is written as it renders: half of it, then this
+        yield b"<!doctype html><html>"
         raise RuntimeError("template exploded")
-    monkeypatch.setattr(reports.html, "render_report", broken)
+    monkeypatch.setattr(reports.html, "report_pieces", broken)
     with pytest.raises(RuntimeError, match="template exploded"):
         demo_scan()
     out = tmp_path / "out"

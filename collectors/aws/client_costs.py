@@ -90,13 +90,25 @@ class SharedTrie(BotocoreTrie or object):   # type: ignore[misc]
         return new
 
 
+# what is shared, until release(): client classes and service models by service and API version
+_classes: dict[tuple[str, str], type] = {}
+_models: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+
+
+def release() -> None:
+    """Let go of the shared classes and models (the service models' JSON, tens of MB, stays
+    alive through them): the AWS collection is over. Clients made later build them again."""
+    _classes.clear()
+    _models.clear()
+
+
 def _share_client_classes() -> bool:
     build = getattr(botocore.client.ClientCreator, "_create_client_class", None)
     if build is None:
         return False
     if getattr(build, "attest_shared", False):
         return True
-    classes: dict[tuple[str, str], type] = {}
+    classes = _classes
 
     def shared(self: Any, service_name: str, service_model: Any) -> type:
         key = (service_name, service_model.api_version)
@@ -115,7 +127,7 @@ def _share_service_models() -> bool:
         return False
     if getattr(load, "attest_shared", False):
         return True
-    models: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+    models = _models
 
     def shared(self: Any, service_name: str, api_version: str | None = None) -> Any:
         json_model = self._loader.load_service_model(service_name, "service-2",

@@ -33,7 +33,7 @@ from attest.model import Evidence, EvidenceState
 from collectors.aws import (backup, cloudtrail, ec2, eks, elb, guardduty, iam, kms, rds, s3,
                              securityhub)
 from collectors.aws.session import (Account, CallFailed, SessionFactory, Target,
-                                    failure, open_accounts)
+                                    failure, open_accounts, release_models)
 from collectors.aws_errors import failed_entry
 from collectors.aws.organization import SCOPE, Listing, list_organization
 from collectors.aws.source import SOURCE, AccountConfig, Config
@@ -98,17 +98,21 @@ class AwsCollector:
 
     def collect(self, ctx: CollectContext, units: Collection[str] | None = None) -> Iterator[Evidence]:
         """Every account (or only the ``units`` named, see :meth:`units`), ``max_accounts`` at
-        once; in each, ``max_workers`` reads at once."""
-        plan = self._planned(ctx)
-        if plan.listing is not None and (units is None or "organization" in units):
-            yield from plan.records
-        accounts = [a for a in plan.accounts if units is None or a.label in units]
-        if len(accounts) <= 1 or self.config.max_accounts == 1:
-            for account in accounts:
-                yield from self._collect_account(ctx, account)
-            return
-        yield from interleave([partial(self._collect_account, ctx, a) for a in accounts],
-                              self.config.max_accounts)
+        once; in each, ``max_workers`` reads at once. When it ends, the service models botocore
+        loaded are let go of (:func:`collectors.aws.session.release_models`)."""
+        try:
+            plan = self._planned(ctx)
+            if plan.listing is not None and (units is None or "organization" in units):
+                yield from plan.records
+            accounts = [a for a in plan.accounts if units is None or a.label in units]
+            if len(accounts) <= 1 or self.config.max_accounts == 1:
+                for account in accounts:
+                    yield from self._collect_account(ctx, account)
+                return
+            yield from interleave([partial(self._collect_account, ctx, a) for a in accounts],
+                                  self.config.max_accounts)
+        finally:
+            release_models()
 
     def _planned(self, ctx: CollectContext) -> "_Plan":
         """The accounts to scan: those configured under ``accounts`` and, with ``organization``,

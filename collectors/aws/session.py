@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from attest.logs import api_call
 from attest.model import EvidenceState
-from collectors.aws import client_costs  # noqa: F401 (shares what botocore builds per client)
+from collectors.aws import client_costs   # shares what botocore builds per client
 from collectors.aws.specs import iam_action
 from collectors.aws_errors import NO_ANSWER, classify, failed_entry
 
@@ -346,6 +346,15 @@ def share_models(session: boto3.Session) -> None:
             _LOADER = core.get_component("data_loader")
         elif core.get_component("data_loader") is not _LOADER:
             core.register_component("data_loader", _LOADER)
+
+
+def release_models() -> None:
+    """The AWS collection is over: let go of the shared loader and what botocore built from it
+    (the service models are tens of MB that judging and reporting do not need)."""
+    global _LOADER
+    with _LOADER_LOCK:
+        _LOADER = None
+    client_costs.release()
 
 
 def open_accounts(accounts: list[Any], endpoint_url: str | None,

@@ -165,3 +165,24 @@ def test_many_sessions_clients_all_work(moto, count):
         for service, call in (("sts", "get_caller_identity"), ("ec2", "describe_vpcs"),
                               ("s3", "list_buckets"), ("iam", "get_account_summary")):
             assert getattr(session.client(service, endpoint_url=moto), call)()
+
+
+def test_the_service_models_are_let_go_of_when_the_aws_collection_ends(moto):
+    """Judging and reporting need none of botocore's models (tens of MB at every region): when
+    the collection ends, the shared loader, classes and models go; a later one loads them again."""
+    from datetime import datetime, timezone
+
+    from collectors.aws import session as aws_session
+    from collectors.aws.collector import AwsCollector
+    from collectors.aws.source import Config
+    from collectors.base import CollectContext
+    for _ in range(2):
+        records = AwsCollector(Config(endpoint_url=moto, regions=[HOME])).collect(
+            CollectContext(now=datetime.now(timezone.utc)))
+        first = next(records)
+        assert first.state.known and aws_session._LOADER is not None   # in use while collecting
+        assert client_costs._classes and client_costs._models
+        rest = list(records)
+        assert len(rest) > 20 and all(r.state.known for r in rest)
+        assert aws_session._LOADER is None
+        assert not client_costs._classes and not client_costs._models
