@@ -37,7 +37,7 @@ Records = Sequence[Evidence] | EvidenceStore
 def _records_of(records: Records, names: frozenset[str]) -> list[Evidence]:
     if hasattr(records, "select"):
         return records.select(names)   # type: ignore[union-attr]
-    return [r for r in records if r.name in names]   # type: ignore[union-attr]
+    return [r.as_stored() for r in records if r.name in names]   # type: ignore[union-attr]
 
 
 def aggregate(findings: Iterable[Finding]) -> Status:

@@ -83,6 +83,30 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+class Packed:
+    """A JSON value held as compact text until it is written: the bundle gets exactly the bytes
+    the value itself would give (``canonical_json`` reads it back through ``to_dict``), and a
+    collector that must keep many answers until its record is final holds a fifth of the memory
+    (Okta's factors of 20,000 users: 9 MB of text, not 45 MB of dicts)."""
+    __slots__ = ("text",)
+
+    def __init__(self, value: Any) -> None:
+        self.text = json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                               default=_json_default)
+
+    def to_dict(self) -> Any:   # the name _json_default looks for; any JSON value
+        return json.loads(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        value = self.to_dict()
+        return value == (other.to_dict() if isinstance(other, Packed) else other)
+
+    __hash__ = None   # type: ignore[assignment]   (like the list or dict it stands for)
+
+    def __repr__(self) -> str:
+        return f"Packed({self.text[:60]}{'...' if len(self.text) > 60 else ''})"
+
+
 def canonical_json(obj: Any) -> bytes:
     """Canonical bytes for a JSON value: sorted keys, fixed indentation, UTF-8, trailing newline.
 
@@ -169,6 +193,16 @@ class Evidence:
         if self.unknown:
             out["unknown"] = dict(self.unknown)
         return out
+
+    def as_stored(self) -> "Evidence":
+        """This record as its file in the bundle gives it back, which is what a scan's rules
+        judge: read back when its payload (or a value in it) is :class:`Packed`, else itself."""
+        payload = self.payload
+        inner = (payload.values() if isinstance(payload, dict)
+                 else payload if isinstance(payload, list) else ())
+        if not isinstance(payload, Packed) and not any(isinstance(v, Packed) for v in inner):
+            return self
+        return Evidence.from_json(json.loads(canonical_json(self.to_json())))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Evidence":

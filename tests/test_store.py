@@ -486,3 +486,28 @@ def test_store_policy_allows_exactly_what_the_store_calls(s3, tmp_path: Path, mo
     lock_statement = next(st for st in policy["Statement"] if st["Action"] == ["s3:DeleteObject"])
     assert lock_statement["Resource"] == f"arn:aws:s3:::{BUCKET}/attest/{LOCK_KEY}"
     assert {key for action, key in called if action == "s3:DeleteObject"} == {f"attest/{LOCK_KEY}"}
+
+
+def test_a_packed_value_is_written_as_the_value_itself_and_judged_as_stored() -> None:
+    """A collector may hold a large answer as compact text until its record is written (Okta's
+    factors of every user): the bundle gets exactly the bytes of the plain value, and the rules
+    judge it as the file gives it back."""
+    from datetime import datetime, timezone
+
+    from attest.model import (Evidence, EvidenceState, Packed, canonical_json,
+                              canonical_json_pieces)
+    value = [{"id": "ufs1", "factorType": "push", "status": "ACTIVE", "weight": 0.1,
+              "name": "Zoë \u2603 <script>", "created": datetime(2026, 1, 2, tzinfo=timezone.utc),
+              "_links": {"self": {"href": "https://x/api/v1/users/u1/factors/ufs1"}}}, None, 7]
+    plain = Evidence("okta.factors", "okta:acme", EvidenceState.OK, {"u1": value, "u2": []})
+    packed = Evidence("okta.factors", "okta:acme", EvidenceState.OK,
+                      {"u1": Packed(value), "u2": Packed([])})
+    assert canonical_json(packed.to_json()) == canonical_json(plain.to_json())
+    assert b"".join(canonical_json_pieces(packed.to_json(), piece_size=64)) == \
+        canonical_json(plain.to_json())
+    stored = packed.as_stored()
+    assert stored.payload == json.loads(canonical_json(plain.to_json()))["payload"]
+    assert stored.payload["u1"][0]["created"] == "2026-01-02T00:00:00Z"
+    assert plain.as_stored() is plain                     # nothing packed: the record itself
+    assert Packed(value) == Packed(value) and Packed([1]) == [1] and Packed([1]) != [2]
+    assert len(Packed(value).text) < len(canonical_json(value))

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from attest.calls import reading
-from attest.model import Evidence, EvidenceState
+from attest.model import Evidence, EvidenceState, Packed
 from collectors.base import CollectContext
 from collectors.http import AsyncHttp, HttpError, Paged, RetryPolicy
 from collectors.okta.api import RATES, OktaReader, build_client
@@ -191,13 +191,14 @@ class OktaCollector:
                     results.append((user_id, exc))
                     continue
                 listing.last = None    # the items are kept; the raw answer need not be, twice
+                listing.items = Packed(listing.items)   # kept as text until the record is written
                 results.append((user_id, listing))
 
         await asyncio.gather(*(worker() for _ in range(min(self.config.max_workers, len(users)) or 1)))
         order = {user_id: i for i, (user_id, _) in enumerate(users)}
         results.sort(key=lambda r: order[r[0]])
         logins = dict(users)
-        factors: dict[str, list[Any]] = {}
+        factors: dict[str, Any] = {}      # user id -> Packed([raw factors])
         unknown: dict[str, str] = {}   # login -> why: only these users' verdicts are lost
         for user_id, result in results:
             if isinstance(result, HttpError):

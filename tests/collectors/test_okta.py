@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from collectors.okta import demo as fk
 from attest.demo.http import LocalServer
 from attest.engine import evaluate_control
-from attest.model import Evidence, EvidenceState, Status, isoformat
+from attest.model import Evidence, EvidenceState, Packed, Status, isoformat
 from collectors.base import CollectContext
 from collectors.okta.collector import Config, OktaCollector
 from collectors.okta.api import HTTPS_CHECK_ENV, build_client
@@ -87,6 +87,8 @@ def test_users_are_read_past_one_page_and_deprovisioned_are_not_listed(world, se
     pages = [e for e in server.log.entries if e["path"] == "/api/v1/users"]
     assert len(pages) == 3 and "after=" in pages[1]["query"] and "after=" in pages[2]["query"]
     assert set(ev["okta.factors"].payload) == {u["id"] for u in users.payload}
+    # held as compact text until written (20,000 users: 9 MB, not 45 MB of dicts)
+    assert all(isinstance(v, Packed) for v in ev["okta.factors"].payload.values())
     assert evaluate(ev, "okta.mfa_enrolled").status is Status.PASS
 
 
