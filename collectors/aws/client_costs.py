@@ -40,6 +40,7 @@ import botocore.model
 
 # botocore's own trie, kept for tests/collectors/test_aws_client_costs.py to compare against
 BotocoreTrie: Any = getattr(botocore.hooks, "_PrefixTrie", None)
+_MIDDLE = getattr(botocore.hooks, "_MIDDLE", 1)   # a handler's default place among its key's
 
 
 class SharedTrie(BotocoreTrie or object):   # type: ignore[misc]
@@ -60,7 +61,7 @@ class SharedTrie(BotocoreTrie or object):   # type: ignore[misc]
                     values.first[:], values.middle[:], values.last[:]),
                 "owner": self._token}
 
-    def append_item(self, key: str, value: Any, section: int = botocore.hooks._MIDDLE) -> None:
+    def append_item(self, key: str, value: Any, section: int = _MIDDLE) -> None:
         current = self._root = self._own(self._root)
         for part in key.split("."):
             child = current["children"].get(part)
@@ -171,7 +172,14 @@ def install() -> frozenset[str]:
     """Share what can be shared (once per process; again is harmless); the parts in place."""
     parts = {"classes": _share_client_classes, "service models": _share_service_models,
              "handlers": _share_handler_tries, "aliases": _share_alias_caches}
-    return frozenset(name for name, share in parts.items() if share())
+    return frozenset(name for name, share in parts.items() if _tried(share))
+
+
+def _tried(share: Any) -> bool:
+    try:
+        return bool(share())
+    except (AttributeError, TypeError):   # botocore changed what this part relies on: skipped
+        return False
 
 
 INSTALLED = install()
