@@ -8,11 +8,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from enum import StrEnum
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 class Status(StrEnum):
@@ -121,16 +122,21 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False, defa
 def canonical_json_pieces(obj: Any, piece_size: int = 1 << 20) -> Iterator[bytes]:
     """``canonical_json(obj)`` in pieces of about ``piece_size`` bytes (the same bytes, joined):
     a large payload is written without being held whole as text."""
+    yield from utf8_pieces(itertools.chain(_CANONICAL.iterencode(obj), ["\n"]), piece_size)
+
+
+def utf8_pieces(chunks: Iterable[str], piece_size: int) -> Iterator[bytes]:
+    """Small text chunks (an encoder's, a template's) as UTF-8 pieces of about ``piece_size``."""
     buffer: list[str] = []
     size = 0
-    for chunk in _CANONICAL.iterencode(obj):
+    for chunk in chunks:
         buffer.append(chunk)
         size += len(chunk)
         if size >= piece_size:
             yield "".join(buffer).encode("utf-8")
             buffer, size = [], 0
-    buffer.append("\n")
-    yield "".join(buffer).encode("utf-8")
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -22,7 +22,7 @@ from attest.calls import FAILED_CALLS
 from attest.errors import UsageError
 from attest.manifest import file_sha256, read_manifest
 from attest.manual import STATES as MANUAL_STATES
-from attest.model import STATUS_ORDER, Status, isoformat, parse_time, readiness
+from attest.model import STATUS_ORDER, Status, isoformat, parse_time, readiness, utf8_pieces
 from attest.results import ControlRecord, FindingRecord, Results
 from attest.store import read_results
 from controls import criteria, criteria_family
@@ -285,23 +285,24 @@ def _verify_view(scan: Any, bundle_dir: str | Path | None, signed: bool,
             "live": in_bundle, "key_sibling": key_name if key else None}
 
 
-def render_report(results: Results, history: list[Path], *,
-                  evidence_sha256: dict[str, str] | None = None, evidence_base: str | None = "",
-                  bundle_dir: str | Path | None = None, signed: bool = False,
-                  failed_calls: int | None = None) -> str:
-    """The report as one HTML string (:func:`report_pieces`, joined)."""
-    return b"".join(report_pieces(
-        results, history, evidence_sha256=evidence_sha256, evidence_base=evidence_base,
-        bundle_dir=bundle_dir, signed=signed, failed_calls=failed_calls)).decode("utf-8")
+def render_report(results: Results, history: list[Path], **options: Any) -> str:
+    """The report as one HTML string; the options are :func:`report_pieces`'s."""
+    return "".join(_rendered(results, history, **options))
 
 
-def report_pieces(results: Results, history: list[Path], *,
-                  evidence_sha256: dict[str, str] | None = None, evidence_base: str | None = "",
-                  bundle_dir: str | Path | None = None, signed: bool = False,
-                  failed_calls: int | None = None, piece_size: int = 1 << 16) -> Iterator[bytes]:
+def report_pieces(results: Results, history: list[Path], *, piece_size: int = 1 << 16,
+                  **options: Any) -> Iterator[bytes]:
     """The report as UTF-8 pieces of about ``piece_size`` bytes, as Jinja renders it: a large
-    report (tens of MB for tens of thousands of findings) is never held whole. ``history``: earlier complete bundles, oldest first; the
-    trend uses the last ``TREND_SCANS`` (90) of them, the changes section the last one.
+    report (tens of MB for tens of thousands of findings) is never held whole."""
+    return utf8_pieces(_rendered(results, history, **options), piece_size)
+
+
+def _rendered(results: Results, history: list[Path], *,
+              evidence_sha256: dict[str, str] | None = None, evidence_base: str | None = "",
+              bundle_dir: str | Path | None = None, signed: bool = False,
+              failed_calls: int | None = None) -> Iterator[str]:
+    """The report's text, chunk by chunk. ``history``: earlier complete bundles, oldest first;
+    the trend uses the last ``TREND_SCANS`` (90) of them, the changes section the last one.
 
     ``evidence_sha256`` maps bundle-relative evidence paths to their sha256 (see
     :func:`evidence_digests`); without it the report lists the files without hashes.
@@ -312,19 +313,11 @@ def report_pieces(results: Results, history: list[Path], *,
     env = _env()
     script = env.get_template("_script.js.j2").render()
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    chunks, size = [], 0
-    for text in env.get_template("report.html.j2").generate(
-            v=build_view(results, history, evidence_sha256, evidence_base=evidence_base,
-                         bundle_dir=bundle_dir, signed=signed, failed_calls=failed_calls),
-            script=Markup(script),
-            script_csp=f"'sha256-{digest}'"):
-        chunks.append(text)
-        size += len(text)
-        if size >= piece_size:
-            yield "".join(chunks).encode("utf-8")
-            chunks, size = [], 0
-    if chunks:
-        yield "".join(chunks).encode("utf-8")
+    return env.get_template("report.html.j2").generate(
+        v=build_view(results, history, evidence_sha256, evidence_base=evidence_base,
+                     bundle_dir=bundle_dir, signed=signed, failed_calls=failed_calls),
+        script=Markup(script),
+        script_csp=f"'sha256-{digest}'")
 
 
 def evidence_digests(bundle: Path, results: Results) -> dict[str, str]:

@@ -32,7 +32,7 @@ tests/collectors/test_aws_client_costs.py fails, so that CI says so.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import botocore.client
 import botocore.hooks
@@ -103,44 +103,43 @@ def release() -> None:
     _models.clear()
 
 
-def _share_client_classes() -> bool:
-    build = getattr(botocore.client.ClientCreator, "_create_client_class", None)
-    if build is None:
+def _replace(owner: Any, name: str, make: Callable[[Any], Callable[..., Any]]) -> bool:
+    """``owner.name`` replaced by ``make(botocore's own)``, once per process; False when botocore
+    has no such attribute (the part is then left out)."""
+    original = getattr(owner, name, None)
+    if original is None:
         return False
-    if getattr(build, "attest_shared", False):
-        return True
-    classes = _classes
-
-    def shared(self: Any, service_name: str, service_model: Any) -> type:
-        key = (service_name, service_model.api_version)
-        cls = classes.get(key)
-        if cls is None:   # two threads may both build it: the first one kept is everyone's
-            cls = classes.setdefault(key, build(self, service_name, service_model))
-        return cls
-    shared.attest_shared = True   # type: ignore[attr-defined]
-    botocore.client.ClientCreator._create_client_class = shared   # type: ignore[method-assign]
+    if not getattr(original, "attest_shared", False):
+        shared = make(original)
+        shared.attest_shared = True   # type: ignore[attr-defined]
+        setattr(owner, name, shared)
     return True
+
+
+def _share_client_classes() -> bool:
+    def make(build: Any) -> Callable[..., type]:
+        def shared(self: Any, service_name: str, service_model: Any) -> type:
+            key = (service_name, service_model.api_version)
+            cls = _classes.get(key)
+            if cls is None:   # two threads may both build it: the first one kept is everyone's
+                cls = _classes.setdefault(key, build(self, service_name, service_model))
+            return cls
+        return shared
+    return _replace(botocore.client.ClientCreator, "_create_client_class", make)
 
 
 def _share_service_models() -> bool:
-    load = getattr(botocore.client.ClientCreator, "_load_service_model", None)
-    if load is None:
-        return False
-    if getattr(load, "attest_shared", False):
-        return True
-    models = _models
-
-    def shared(self: Any, service_name: str, api_version: str | None = None) -> Any:
-        json_model = self._loader.load_service_model(service_name, "service-2",
-                                                     api_version=api_version)
-        kept = models.get((service_name, api_version))
-        if kept is None or kept[0] is not json_model:    # another loader: its own model
-            kept = models[(service_name, api_version)] = (
-                json_model, botocore.model.ServiceModel(json_model, service_name=service_name))
-        return kept[1]
-    shared.attest_shared = True   # type: ignore[attr-defined]
-    botocore.client.ClientCreator._load_service_model = shared   # type: ignore[method-assign]
-    return True
+    def make(_: Any) -> Callable[..., Any]:
+        def shared(self: Any, service_name: str, api_version: str | None = None) -> Any:
+            json_model = self._loader.load_service_model(service_name, "service-2",
+                                                         api_version=api_version)
+            kept = _models.get((service_name, api_version))
+            if kept is None or kept[0] is not json_model:    # another loader: its own model
+                kept = _models[(service_name, api_version)] = (
+                    json_model, botocore.model.ServiceModel(json_model, service_name=service_name))
+            return kept[1]
+        return shared
+    return _replace(botocore.client.ClientCreator, "_load_service_model", make)
 
 
 def _share_handler_tries() -> bool:
@@ -156,16 +155,14 @@ def _share_alias_caches() -> bool:
     if aliaser is None or not hasattr(aliaser(botocore.hooks.HierarchicalEmitter()),
                                       "_alias_name_cache"):
         return False
-    if getattr(aliaser.__copy__, "attest_shared", False):
-        return True
 
-    def shared(self: Any) -> Any:
-        new = self.__class__(copy.copy(self._emitter), copy.copy(self._event_aliases))
-        new._alias_name_cache = self._alias_name_cache    # same aliases: same answers
-        return new
-    shared.attest_shared = True   # type: ignore[attr-defined]
-    aliaser.__copy__ = shared
-    return True
+    def make(_: Any) -> Callable[[Any], Any]:
+        def shared(self: Any) -> Any:
+            new = self.__class__(copy.copy(self._emitter), copy.copy(self._event_aliases))
+            new._alias_name_cache = self._alias_name_cache    # same aliases: same answers
+            return new
+        return shared
+    return _replace(aliaser, "__copy__", make)
 
 
 def install() -> frozenset[str]:
