@@ -13,7 +13,7 @@ import json
 import os
 import re
 import threading
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
 from attest.model import EvidenceState
@@ -120,14 +120,16 @@ class OktaReader:
     async def get(self, path: str, params: dict[str, Any] | None = None, needs: str = "") -> Any:
         return (await self.http.call(self.request(path, params, needs))).body
 
-    async def list(self, path: str, params: dict[str, Any] | None = None, needs: str = "") -> Paged:
+    async def list(self, path: str, params: dict[str, Any] | None = None, needs: str = "",
+                   keep: Callable[[list[Any]], list[Any]] | None = None) -> Paged:
         """Every page of a list endpoint, following ``Link: <...>; rel="next"`` on the org only.
-        The first page failing raises HttpError; a later one failing is ``broken``."""
+        The first page failing raises HttpError; a later one failing is ``broken``. ``keep``:
+        what of each page's items is kept (called once per page, as it arrives)."""
         def items(response: Response) -> list[Any]:
             if not isinstance(response.body, list):
                 raise HttpError(EvidenceState.ERROR, f"GET {path}: expected a JSON array, got "
                                 f"{type(response.body).__name__}", response.status)
-            return response.body
+            return response.body if keep is None else keep(response.body)
 
         def next_of(response: Response) -> Request | None:
             target = self.http.link_next(response)
