@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from attest.model import STATUS_ORDER, ControlResult, Evidence, Finding, Status, errored
 from controls import Control
@@ -101,12 +101,18 @@ def evaluate(controls: Iterable[Control], records: Records, params: dict[str, di
              now: datetime, skipped_sources: dict[str, str] | None = None,
              exceptions: Any = None) -> list[ControlResult]:
     """Evaluate every control; controls of a skipped source are reported as ``skipped``."""
+    return list(judge(controls, records, params, now, skipped_sources, exceptions))
+
+
+def judge(controls: Iterable[Control], records: Records, params: dict[str, dict[str, Any]],
+          now: datetime, skipped_sources: dict[str, str] | None = None,
+          exceptions: Any = None) -> Iterator[ControlResult]:
+    """:func:`evaluate`, one control at a time: a caller that keeps each verdict in another form
+    (a scan keeps results.json's records) never holds every control's findings twice."""
     skipped_sources = skipped_sources or {}
-    results = []
     for control in controls:
         if control.source in skipped_sources:
-            results.append(skipped_control(control, skipped_sources[control.source]))
+            yield skipped_control(control, skipped_sources[control.source])
             continue
-        results.append(evaluate_control(control, records, control.param_values(params.get(control.id)),
-                                        now, exceptions))
-    return results
+        yield evaluate_control(control, records, control.param_values(params.get(control.id)),
+                               now, exceptions)

@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal
+from typing import Any, ClassVar, Iterable, Iterator, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_serializer,
                       field_validator, model_serializer, model_validator)
 
 from attest.errors import UsageError
-from attest.model import ControlResult, Status, canonical_json, isoformat, parse_time, readiness
+from attest.model import ControlResult, Status, canonical_json, canonical_json_pieces, isoformat, parse_time, readiness
 
 __all__ = ["ControlRecord", "ExceptionRecord", "FindingRecord", "RESULTS", "Results", "SCHEMA_ID",
            "SCHEMA_PATH", "ScanInfo", "SourceStatus", "Summary", "build_results", "schema",
@@ -129,6 +129,10 @@ class ControlRecord(_Record):
     def of(cls, result: ControlResult) -> "ControlRecord":
         """The record of one engine verdict."""
         return cls.model_validate(result.to_json())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its JSON value (what canonical JSON asks a value it does not know for)."""
+        return self.model_dump(mode="json")
 
     def failing(self) -> list[FindingRecord]:
         """Findings that fail or could not be judged."""
@@ -284,6 +288,13 @@ class Results(_Record):
     def to_bytes(self) -> bytes:
         """The canonical JSON written to results.json (sorted keys, 2-space indent, UTF-8)."""
         return canonical_json(self.to_json())
+
+    def json_pieces(self) -> Iterator[bytes]:
+        """:meth:`to_bytes`, in pieces, each control turned into JSON values only as it is
+        written: 75,000 findings are never held a second time as dicts, nor as one text."""
+        data = self.model_dump(mode="json", exclude={"controls"})
+        data["controls"] = list(self.controls)   # each dumped by ControlRecord.to_dict, in turn
+        return canonical_json_pieces(data)
 
     # -- convenience ---------------------------------------------------------------------------
 

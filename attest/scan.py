@@ -30,10 +30,10 @@ from typing import Any, Callable, Collection, Iterator
 from attest import __version__
 from attest import calls as failed_calls
 from attest.config import LoadedConfig
-from attest.engine import evaluate
+from attest.engine import judge
 from attest.logs import CALLS, set_scan_id, text_formatter
 from attest.manifest import MANIFEST, build_manifest
-from attest.model import (ControlResult, Evidence, EvidenceState, Status, canonical_json, isoformat,
+from attest.model import (Evidence, EvidenceState, Status, canonical_json, isoformat,
                           sha256_bytes, utcnow)
 from attest.results import RESULTS, Results, ScanInfo, SourceStatus, build_results
 from attest.sources import WITHOUT_CONFIG_FILE, sources
@@ -50,7 +50,6 @@ EXIT_OK, EXIT_FAIL, EXIT_INCOMPLETE = 0, 1, 3
 class ScanOutcome:
     bundle: Path
     results: Results
-    controls: list[ControlResult]
     records: list[Evidence] = field(default_factory=list)   # without payloads: see the bundle
     previous: Results | None = None          # results of the bundle this one follows
     store_error: str | None = None           # the upload to the S3 store failed (kept locally)
@@ -524,16 +523,16 @@ def _conclude(writer: BundleWriter, records: StoredRecords, source_status: dict[
     for s, reason in skipped.items():
         source_status[s] = SourceStatus(status="skipped", detail=reason)
     params = config.model.controls
-    results_list = evaluate(catalog, records, params, started, skipped, exceptions)
+    verdicts = judge(catalog, records, params, started, skipped, exceptions)  # one at a time
     incomplete = sorted({f"{r.name} {r.scope}" for r in records if not r.state.known})
     scan = ScanInfo(id=scan_id, started_at=started, tool_version=__version__, demo=demo,
                     config_digest=config.digest, sources=source_status,
                     incomplete=incomplete, params=params, selection=selection.to_json())
-    results = build_results(results_list, scan,
+    results = build_results(verdicts, scan,
                             exceptions.to_json(started) if exceptions is not None else None)
     bundle, results, previous, store_error = _seal(writer, results, seal, config, started,
                                                    clock, capture)
-    return ScanOutcome(bundle=bundle, results=results, controls=results_list, records=list(records),
+    return ScanOutcome(bundle=bundle, results=results, records=list(records),
                        previous=previous, store_error=store_error,
                        store=seal.chain.store.url if seal.chain.store is not None else None)
 
@@ -572,7 +571,7 @@ def _seal(writer: BundleWriter, results: Results, seal: Seal, config: LoadedConf
             name = next_bundle_name(started, name)
         results = results.sealed(bundle=name, finished_at=clock())
         previous_results = chain.results(head[0]) if head else None
-        writer.write_json(RESULTS, results.to_json())   # = results.to_bytes(), written in pieces
+        writer.write_pieces(RESULTS, results.json_pieces())   # = results.to_bytes()
         failed = capture.failed_calls(config)
         writer.write_bytes(failed_calls.FAILED_CALLS, failed)
         _write_report(writer, results, chain, signed=seal.signer is not None,
