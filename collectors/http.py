@@ -36,6 +36,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, Iterable
@@ -455,9 +456,13 @@ class _Base:
 
     def link_next(self, response: Response) -> str | None:
         """The ``Link: <url>; rel="next"`` target, on the same host as ``base_url`` only."""
+        return self.link(response, "next")
+
+    def link(self, response: Response, rel: str) -> str | None:
+        """The ``Link: <url>; rel="<rel>"`` target, on the same host as ``base_url`` only."""
         for part in (response.header("link") or "").split(","):
             m = re.match(r'\s*<([^>]+)>\s*;(.*)', part)
-            if m and re.search(r'rel="?next"?', m.group(2)):
+            if m and re.search(rf'rel="?{re.escape(rel)}"?', m.group(2)):
                 target = urljoin((self.base_url or "") + "/", m.group(1))
                 if self.base_url:
                     own, there = urlsplit(self.base_url), urlsplit(target)
@@ -589,6 +594,56 @@ class Http(_Base):
                 current = pager.send(response)
         except StopIteration as finished:
             return finished.value
+
+
+    def numbered_pages(self, request: Request, page: Callable[[int], Request],
+                       last_of: Callable[[Response], int | None],
+                       next_of: Callable[[Response], Request | None],
+                       items_of: Callable[[Response], Iterable[Any]], workers: int,
+                       max_pages: int = 10_000) -> Paged:
+        """A list whose pages are numbered and whose first answer names the last one (GitHub's
+        REST lists: ``page=N``, ``Link: rel="last"``): page 1, then pages 2 to the last side by
+        side, at most ``workers`` at once, their items kept in page order; then ``next_of`` is
+        followed from the last page, in case the list grew meanwhile. As :meth:`pages`: the
+        first page failing raises, a later one failing ends the list there as ``broken``."""
+        first = self.call(request)
+        out = Paged(items=list(items_of(first)), pages=1, last=first)
+        last = min(last_of(first) or 1, max_pages)
+        if last > 1:
+            pool = ThreadPoolExecutor(min(workers, last - 1), thread_name_prefix="attest-pages")
+            try:
+                answers = [pool.submit(self.call, page(n)) for n in range(2, last + 1)]
+                for answer in answers:
+                    try:
+                        response = answer.result()
+                    except HttpError as exc:
+                        if exc.unauthorized:
+                            raise
+                        out.broken = exc
+                        return out
+                    out.items.extend(items_of(response))
+                    out.pages += 1
+                    out.last = response
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        following = next_of(out.last)
+        if following is None:
+            return out
+        if out.pages >= max_pages:
+            out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
+            return out
+        try:
+            rest = self.pages(following, next_of, items_of, max_pages - out.pages)
+        except HttpError as exc:   # its first page is not the list's first: the list is broken
+            if exc.unauthorized:
+                raise
+            out.broken = exc
+            return out
+        out.items.extend(rest.items)
+        out.pages += rest.pages
+        out.last = rest.last or out.last
+        out.broken = rest.broken
+        return out
 
 
 class AsyncHttp(_Base):

@@ -165,6 +165,100 @@ def test_pages_follow_link_on_the_same_host_and_a_later_failure_is_kept(server: 
                 lambda r: r.body)
 
 
+class NumberedList:
+    """A list paged by number as GitHub's REST lists are (``page``, ``per_page``; ``Link`` with
+    rel="next" and rel="last"), over real HTTP: ``fail`` pages answer with that status;
+    ``grow_after_first`` items are added once page 1 was served. Counts requests in flight."""
+
+    def __init__(self, count: int, per_page: int = 2) -> None:
+        self.items, self.per_page = list(range(count)), per_page
+        self.fail: dict[int, int] = {}
+        self.grow_after_first = 0
+        self.served: list[int] = []
+        self.in_flight = self.most_in_flight = 0
+        self.lock = threading.Lock()
+        self.server = LocalServer(self.app)
+        self.url = self.server.start()
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = WsgiRequest(environ)
+        page = int(request.args.get("page", 1))
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(0.05)   # long enough for pages sent side by side to overlap
+        with self.lock:
+            self.in_flight -= 1
+            self.served.append(page)
+            if page == 1 and self.grow_after_first:
+                self.items += range(len(self.items), len(self.items) + self.grow_after_first)
+                self.grow_after_first = 0
+        if page in self.fail:
+            return WsgiResponse("{}", self.fail[page])(environ, start_response)
+        n = self.per_page
+        last = max(1, -(-len(self.items) // n))
+        links = [f'<{self.url}/x?page={last}>; rel="last"']
+        if page < last:
+            links.insert(0, f'<{self.url}/x?page={page + 1}>; rel="next"')
+        return WsgiResponse(json.dumps(self.items[(page - 1) * n: page * n]), 200,
+                            {"Content-Type": "application/json", "Link": ", ".join(links)})(
+            environ, start_response)
+
+    def read(self, workers: int = 4, max_pages: int = 10_000) -> Any:
+        h = Http("test", "s", sleep=Sleeps(), base_url=self.url, policy=RetryPolicy(attempts=1))
+
+        def last_of(r: Response) -> int | None:
+            target = h.link(r, "last")
+            return int(target.rsplit("=", 1)[1]) if target else None
+        return h.numbered_pages(
+            get(self.url + "/x"), lambda n: get(f"{self.url}/x?page={n}"), last_of,
+            lambda r: get(h.link_next(r)) if h.link_next(r) else None, lambda r: r.body,
+            workers=workers, max_pages=max_pages)
+
+
+@pytest.fixture
+def numbered() -> Iterator[NumberedList]:
+    srv = NumberedList(9)
+    yield srv
+    srv.server.stop()
+
+
+def test_numbered_pages_are_read_side_by_side_and_kept_in_page_order(numbered: NumberedList) -> None:
+    paged = numbered.read(workers=3)
+    assert paged.items == list(range(9)) and paged.pages == 5 and paged.broken is None
+    assert numbered.served[0] == 1 and sorted(numbered.served) == [1, 2, 3, 4, 5]
+    assert numbered.most_in_flight == 3      # pages 2-5, three at once: the bound holds
+    numbered.served.clear()
+    numbered.most_in_flight = 0
+    assert numbered.read(workers=1).items == list(range(9))
+    assert numbered.served == [1, 2, 3, 4, 5] and numbered.most_in_flight == 1
+
+
+def test_numbered_pages_a_later_failure_ends_the_list_there_the_first_raises(
+        numbered: NumberedList) -> None:
+    numbered.fail = {4: 500}
+    paged = numbered.read()
+    assert paged.items == [0, 1, 2, 3, 4, 5] and paged.pages == 3   # pages 1-3, then broken
+    assert paged.broken is not None and paged.broken.state is EvidenceState.ERROR
+    numbered.fail = {2: 401}    # bad credentials anywhere are never a partial list
+    with pytest.raises(HttpError) as caught:
+        numbered.read()
+    assert caught.value.unauthorized
+    numbered.fail = {1: 403}
+    with pytest.raises(HttpError):
+        numbered.read()
+
+
+def test_numbered_pages_follow_next_past_the_last_page_named_first(numbered: NumberedList) -> None:
+    numbered.grow_after_first = 4     # the list grew while it was read: 13 items, 7 pages
+    paged = numbered.read()
+    assert paged.items == list(range(13)) and paged.pages == 7 and paged.broken is None
+    numbered.items, numbered.grow_after_first = list(range(9)), 0
+    capped = numbered.read(max_pages=3)
+    assert capped.items == list(range(6)) and capped.pages == 3
+    assert capped.broken is not None and "stopped after 3 pages" in capped.broken.detail
+
+
 def test_absent_statuses_are_facts_not_failures(server: Server) -> None:
     server.script = [(404, {}, {"message": "Not Found"})]
     response = http(Sleeps()).call(get(server.url + "/x", absent=(404,)))

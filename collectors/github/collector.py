@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import BaseModel
 
@@ -25,7 +25,8 @@ from collectors.base import CollectContext
 from collectors.http import (Http, HttpError, Paged, Request, Response, RetryPolicy,
                              Unreachable)
 from collectors.github.graphql import (
-    Graphql, GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories)
+    Graphql, GraphqlDenied, GraphqlError, merged_pulls, org_rulesets, repositories,
+    repositories_by_id)
 from collectors.github.source import (BRANCHES, DEPENDABOT, MEMBERS_2FA, ORG, ORG_RULESETS, PULLS,
                                       REPOS, SOURCE, Config)
 
@@ -121,13 +122,25 @@ class GithubCollector:
         return self.http.call(self._request(req, "GET", path, needs)).body
 
     def _pages(self, req: Any, path: str, params: dict[str, Any], needs: str = "") -> Paged:
-        """Every item of a paginated list, following the Link header's rel="next"."""
+        """Every item of a paginated list. A list paged by number (its first answer's Link
+        header names the ``rel="last"`` page) is read side by side, ``max_workers`` pages at
+        once; one paged by cursor (Dependabot alerts) follows ``rel="next"`` in turn."""
         def next_of(response: Response) -> Request | None:
             target = self.http.link_next(response)
             return self._request(req, "GET", target, needs) if target else None
-        return self.http.pages(
+
+        def page(n: int) -> Request:
+            return self._request(req, "GET", path, needs,
+                                 parameters={**params, "per_page": PER_PAGE, "page": n})
+
+        def last_of(response: Response) -> int | None:
+            target = self.http.link(response, "last")
+            numbers = parse_qs(urlsplit(target).query).get("page", []) if target else []
+            return int(numbers[0]) if numbers and numbers[0].isdigit() else None
+        return self.http.numbered_pages(
             self._request(req, "GET", path, needs, parameters={**params, "per_page": PER_PAGE}),
-            next_of, lambda r: r.body if isinstance(r.body, list) else [])
+            page, last_of, next_of, lambda r: r.body if isinstance(r.body, list) else [],
+            workers=self.config.max_workers)
 
     # --- collection ---------------------------------------------------------------------------
 
@@ -168,11 +181,7 @@ class GithubCollector:
                 "list repositories (Metadata: read / repo)", shape=self._repos_payload),
             # repositories with their default branch's protection, rulesets and Dependabot-alerts
             # setting: 100 repositories per GraphQL call, no call per repository
-            BRANCHES: lambda: self._graphql(
-                ctx, BRANCHES, "organization.repositories",
-                "read repositories, branch protection and the Dependabot-alerts setting "
-                "(Administration: read, Metadata: read / repo; a repository admin)",
-                lambda: repositories(gql, org, self.config.include_archived)),
+            BRANCHES: lambda: self._branches(ctx, gql, futures[REPOS]),
             ORG_RULESETS: lambda: self._graphql(
                 ctx, ORG_RULESETS, "organization.rulesets",
                 "read organization rulesets (organization Administration: read / admin:org read, "
@@ -189,8 +198,10 @@ class GithubCollector:
         }
         ctx.progress("github: members, repositories, branch protection, Dependabot, pull requests")
         # independent reads run side by side; the HTTP layer paces them to the rate limit
+        futures: dict[str, Future[Evidence]] = {}
         with ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="attest-github") as pool:
-            futures = {name: pool.submit(guard, name, read) for name, read in reads.items()}
+            for name, read in reads.items():   # REPOS first: BRANCHES waits for its list
+                futures[name] = pool.submit(guard, name, read)
             got = {name: f.result() for name, f in futures.items()}
         repos, alerts = got[REPOS], got[DEPENDABOT]
         if alerts.state.known and isinstance(alerts.payload, list):   # archived repos are out of scope
@@ -208,6 +219,27 @@ class GithubCollector:
         for name in self.produces:
             if name in got:
                 yield got[name]
+
+    def _branches(self, ctx: CollectContext, gql: Graphql, listed: "Future[Evidence]") -> Evidence:
+        """The repositories' protection, rulesets and Dependabot-alerts setting. With the REST
+        list of repositories in hand, GraphQL is asked for them by node id, batches side by side;
+        without it (that read failed), through the organization's repositories connection, one
+        page after the other. Either way the payload has the same shape."""
+        permission = ("read repositories, branch protection and the Dependabot-alerts setting "
+                      "(Administration: read, Metadata: read / repo; a repository admin)")
+        include_archived = self.config.include_archived
+        repos = listed.result()
+        if repos.state is EvidenceState.OK and isinstance(repos.payload, dict):
+            ids = [r["node_id"] for r in repos.payload["repositories"]
+                   if isinstance(r, dict) and r.get("node_id")]
+            if len(ids) == len(repos.payload["repositories"]):
+                return self._graphql(
+                    ctx, BRANCHES, "nodes(ids) of the repositories GET /orgs/{org}/repos listed",
+                    permission, lambda: repositories_by_id(
+                        gql, ids, include_archived, self.config.max_workers,
+                        repos.payload["archived_skipped"]))
+        return self._graphql(ctx, BRANCHES, "organization.repositories", permission,
+                             lambda: repositories(gql, self.config.org, include_archived))
 
     def _record(self, ctx: CollectContext) -> Callable[..., Evidence]:
         def make(name: str, payload: Any, state: EvidenceState = EvidenceState.OK,

@@ -5,8 +5,9 @@ Payloads are the GraphQL nodes exactly as GitHub returned them.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from attest.model import parse_time
 
@@ -38,32 +39,45 @@ fragment RulesetFields on RepositoryRuleset {
 }
 """
 
+REPOSITORY_FIELDS = """
+fragment RepositoryFields on Repository {
+  id databaseId name nameWithOwner isArchived isPrivate viewerCanAdminister
+  hasVulnerabilityAlertsEnabled
+  defaultBranchRef {
+    name
+    branchProtectionRule {
+      pattern isAdminEnforced requiresApprovingReviews requiredApprovingReviewCount
+      allowsForcePushes allowsDeletions requiresStatusChecks requiresStrictStatusChecks
+      requiredStatusCheckContexts
+    }
+  }
+  rulesets(first: 25, includeParents: false, targets: [BRANCH]) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    nodes { ...RulesetFields }
+  }
+}
+""" + RULESET_FIELDS
+
 REPOSITORIES = """
 query Repositories($org: String!, $cursor: String) {
   organization(login: $org) {
     repositories(first: 100, after: $cursor, orderBy: {field: NAME, direction: ASC}) {
       pageInfo { hasNextPage endCursor }
-      nodes {
-        id databaseId name nameWithOwner isArchived isPrivate viewerCanAdminister
-        hasVulnerabilityAlertsEnabled
-        defaultBranchRef {
-          name
-          branchProtectionRule {
-            pattern isAdminEnforced requiresApprovingReviews requiredApprovingReviewCount
-            allowsForcePushes allowsDeletions requiresStatusChecks requiresStrictStatusChecks
-            requiredStatusCheckContexts
-          }
-        }
-        rulesets(first: 25, includeParents: false, targets: [BRANCH]) {
-          totalCount
-          pageInfo { hasNextPage endCursor }
-          nodes { ...RulesetFields }
-        }
-      }
+      nodes { ...RepositoryFields }
     }
   }
 }
-""" + RULESET_FIELDS
+""" + REPOSITORY_FIELDS
+
+# The same fields for up to 100 repositories named by their node ids (from the REST list):
+# these calls do not depend on each other, so they are sent side by side.
+REPOSITORY_NODES = """
+query RepositoryNodes($ids: [ID!]!) {
+  nodes(ids: $ids) { ...RepositoryFields }
+}
+""" + REPOSITORY_FIELDS
+NODES_PER_CALL = 100   # GitHub's limit for nodes(ids:)
 
 REPOSITORY_RULESETS = """
 query RepositoryRulesets($owner: String!, $name: String!, $cursor: String) {
@@ -132,9 +146,13 @@ class Graphql:
     def __init__(self, post: Callable[[str, dict[str, Any], str], Any]) -> None:
         self.post = post
 
-    def query(self, text: str, variables: dict[str, Any], needs: str = "") -> dict[str, Any]:
+    def query(self, text: str, variables: dict[str, Any], needs: str = "",
+              tolerate: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The answer's data; its errors raise, but for those of a type in ``tolerate`` when
+        there is data (``NOT_FOUND`` for a node deleted since it was listed: its entry is null)."""
         body = self.post(text, variables, needs).body or {}
-        errors = body.get("errors") or []
+        errors = [e for e in body.get("errors") or []
+                  if not (e.get("type") in tolerate and body.get("data") is not None)]
         if errors:
             messages = "; ".join(str(e.get("message", e)) for e in errors)[:400]
             kind = next((str(e["type"]) for e in errors if e.get("type")), "graphql error")
@@ -164,6 +182,28 @@ def _connection(gql: Graphql, text: str, variables: dict[str, Any], path: tuple[
 def repositories(gql: Graphql, org: str, include_archived: bool) -> dict[str, Any]:
     """Repositories with default-branch protection and their own branch rulesets."""
     nodes = _connection(gql, REPOSITORIES, {"org": org}, ("organization", "repositories"))
+    return _repositories(gql, nodes, include_archived)
+
+
+def repositories_by_id(gql: Graphql, ids: list[str], include_archived: bool, workers: int,
+                       skipped: Iterable[str] = ()) -> dict[str, Any]:
+    """:func:`repositories` for the repositories of a list already read (their node ids, in
+    its order): ``NODES_PER_CALL`` per call, ``workers`` calls at once. ``skipped``: archived
+    repositories the list left out. A repository deleted since it was listed is left out."""
+    batches = [ids[i:i + NODES_PER_CALL] for i in range(0, len(ids), NODES_PER_CALL)]
+
+    def read(batch: list[str]) -> list[Any]:
+        return gql.query(REPOSITORY_NODES, {"ids": batch}, tolerate=frozenset({"NOT_FOUND"}))["nodes"]
+    with ThreadPoolExecutor(max(1, min(workers, len(batches))),
+                            thread_name_prefix="attest-github-nodes") as pool:
+        pages = list(pool.map(read, batches))
+    nodes = [n for page in pages for n in page or [] if n is not None]
+    found = _repositories(gql, nodes, include_archived)
+    found["archived_skipped"] = sorted({*found["archived_skipped"], *skipped})
+    return found
+
+
+def _repositories(gql: Graphql, nodes: list[Any], include_archived: bool) -> dict[str, Any]:
     keep = [n for n in nodes if include_archived or not n["isArchived"]]
     for repo in keep:
         rulesets = repo.get("rulesets") or {}

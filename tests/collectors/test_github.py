@@ -204,6 +204,69 @@ def test_an_unreadable_repository_list_leaves_the_alerts_unjudged_not_failed() -
     assert result["github.branch_review_required"] is Status.PASS
 
 
+def test_branch_protection_by_node_id_equals_the_connection_read(server: Any) -> None:
+    """With the REST list of repositories, GraphQL is asked for them by node id, 100 per call and
+    the calls side by side; without it, through the organization's repositories connection. The
+    two give the same payload."""
+    from werkzeug.wrappers import Response
+
+    from collectors.github.demo import FakeGithub
+    many = [Ruleset(7000 + i, f"r{i}", {"pull_request": 1}) for i in range(30)]   # > 25: a 2nd page
+    w = world(repos=[Repo(f"svc-{i:03}", protection=Protection() if i % 2 else None,
+                          archived=i % 11 == 0, rulesets=many if i == 7 else [])
+                     for i in range(230)])
+    srv = server(w)
+    by_id = collect(srv.url)
+    bp = by_id["github.branch_protection"]
+    assert bp.request["operation"] == "nodes(ids) of the repositories GET /orgs/{org}/repos listed"
+    assert srv.log.count(lambda e: e["path"] == "/graphql") == 3 + 1 + 1 + 1   # 209 repos, the
+    # 30 rulesets of svc-007, the org's rulesets, the pull requests search
+    assert srv.log.most_in_flight >= 2
+
+    w.tokens[TOKEN] = OWNER
+    app = FakeGithub(w)
+
+    def repos_down(environ: dict, start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/orgs/acme/repos":
+            return Response("{}", 500, mimetype="application/json")(environ, start_response)
+        return app(environ, start_response)
+    with LocalServer(repos_down) as url:
+        through = collect(url, max_retries=0)["github.branch_protection"]
+    assert through.request["operation"] == "organization.repositories"
+    name = lambda r: r["name"]   # noqa: E731
+    assert sorted(bp.payload["repositories"], key=name) == sorted(
+        through.payload["repositories"], key=name)
+    assert len(bp.payload["repositories"]) == 209
+    assert bp.payload["archived_skipped"] == through.payload["archived_skipped"]
+    assert len(bp.payload["archived_skipped"]) == 21
+    svc7 = next(r for r in bp.payload["repositories"] if r["name"] == "svc-007")
+    assert len(svc7["rulesets"]["nodes"]) == 30
+
+
+def test_a_repository_deleted_after_it_was_listed_is_left_out_not_an_error() -> None:
+    """GitHub answers nodes(ids:) for an id that no longer resolves with null and a NOT_FOUND
+    error beside the data: that repository is left out; any other error still fails the read."""
+    from collectors.github.graphql import Graphql, GraphqlDenied, GraphqlError, repositories_by_id
+    from collectors.http import Response
+
+    def answer(errors: list[dict[str, Any]]) -> Graphql:
+        def post(text: str, variables: dict[str, Any], needs: str) -> Response:
+            nodes = [None if i == "gone" else {"id": i, "name": i, "nameWithOwner": f"acme/{i}",
+                                               "isArchived": False, "rulesets": {}}
+                     for i in variables["ids"]]
+            return Response(200, {}, {"data": {"nodes": nodes}, "errors": errors}, "")
+        return Graphql(post)
+    not_found = {"type": "NOT_FOUND", "path": ["nodes", 1],
+                 "message": "Could not resolve to a node with the global id of 'gone'"}
+    got = repositories_by_id(answer([not_found]), ["a", "gone", "b"], False, workers=2)
+    assert [r["name"] for r in got["repositories"]] == ["a", "b"]
+    with pytest.raises(GraphqlError, match="Could not resolve"):
+        answer([not_found]).query("q", {"ids": ["gone"]})   # not tolerated unless asked
+    with pytest.raises(GraphqlDenied):
+        repositories_by_id(answer([not_found, {"type": "FORBIDDEN", "message": "no"}]),
+                           ["a", "gone"], False, workers=2)
+
+
 def test_look_back_starts_at_the_previous_scan_and_is_capped(server: Any) -> None:
     w = world(repos=[Repo("api")],
               pulls=[Pull("api", n, "alice", NOW - timedelta(days=d), [Review("bob", NOW - timedelta(days=d + 1))])

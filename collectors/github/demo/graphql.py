@@ -21,7 +21,9 @@ type Query {
   repository(owner: String!, name: String!): Repository
   search(after: String, before: String, first: Int, last: Int, query: String!,
          type: SearchType!): SearchResultItemConnection!
+  nodes(ids: [ID!]!): [Node]!
 }
+interface Node { id: ID! }
 enum SearchType { DISCUSSION ISSUE REPOSITORY USER }
 enum OrderDirection { ASC DESC }
 enum RepositoryOrderField { CREATED_AT NAME PUSHED_AT STARGAZERS UPDATED_AT }
@@ -36,7 +38,7 @@ type Organization {
            targets: [RepositoryRulesetTarget!] = null): RepositoryRulesetConnection
 }
 type RepositoryConnection { nodes: [Repository] pageInfo: PageInfo! totalCount: Int! }
-type Repository {
+type Repository implements Node {
   id: ID!
   databaseId: Int
   name: String!
@@ -147,11 +149,14 @@ class Forbidden(Exception):
 
 
 def connection(items: list[Any], first: int | None, after: str | None,
-               cap: int | None = None) -> dict[str, Any]:
+               cap: int | None = None, node: Callable[[Any], Any] = lambda item: item
+               ) -> dict[str, Any]:
+    """One page of ``items``; ``node`` builds the schema-shaped dict of each item on the page
+    only (a page of 100 repositories does not build the other 2,900)."""
     start = uncursor(after)
     limit = min(first or 100, 100)
     visible = items[:cap] if cap is not None else items
-    page = visible[start:start + limit]
+    page = [node(item) for item in visible[start:start + limit]]
     end = start + len(page) - 1
     return {"nodes": page, "totalCount": len(items),
             "pageInfo": {"hasNextPage": start + limit < len(visible),
@@ -160,8 +165,9 @@ def connection(items: list[Any], first: int | None, after: str | None,
                          "endCursor": cursor(end) if page else None}}
 
 
-def _conn(items: Callable[[], list[Any]]) -> Callable[..., dict[str, Any]]:
-    return lambda info, first=None, after=None, **_: connection(items(), first, after)
+def _conn(items: Callable[[], list[Any]],
+          node: Callable[[Any], Any] = lambda item: item) -> Callable[..., dict[str, Any]]:
+    return lambda info, first=None, after=None, **_: connection(items(), first, after, node=node)
 
 
 class Resolver:
@@ -173,7 +179,15 @@ class Resolver:
 
     def root(self) -> dict[str, Any]:
         return {"organization": self.organization, "repository": self.repository,
-                "search": self.search}
+                "search": self.search, "nodes": self.nodes}
+
+    def nodes(self, info: Any, ids: list[str]) -> list[dict[str, Any] | None]:
+        """Repositories by node id (GitHub allows 100 per call); null for an unknown id."""
+        if len(ids) > 100:
+            raise ValueError("You may not request more than 100 nodes at once")
+        by_id = {node_id("Repository", r.id): r for r in self.world.repos}
+        return [{**self.repo(by_id[i]), "__typename": "Repository"} if i in by_id else None
+                for i in ids]
 
     def organization(self, info: Any, login: str) -> dict[str, Any] | None:
         w = self.world
@@ -182,8 +196,8 @@ class Resolver:
         return {"login": w.org,
                 "requiresTwoFactorAuthentication":
                     w.two_factor_requirement_enabled if self.admin else None,
-                "repositories": _conn(lambda: [self.repo(r) for r in
-                                               sorted(w.repos, key=lambda r: r.name.lower())]),
+                "repositories": _conn(lambda: sorted(w.repos, key=lambda r: r.name.lower()),
+                                      self.repo),
                 "rulesets": self.org_rulesets}
 
     def org_rulesets(self, info: Any, first: int | None = None, after: str | None = None,
@@ -224,7 +238,7 @@ class Resolver:
         if self.world.search_forbidden:
             raise Forbidden("Resource not accessible by integration")
         pulls = search_pulls(self.world, query) if type == "ISSUE" else []
-        result = connection([self.pull(p) for p in pulls], first, after, cap=SEARCH_CAP)
+        result = connection(pulls, first, after, cap=SEARCH_CAP, node=self.pull)
         return {"issueCount": len(pulls), "nodes": result["nodes"], "pageInfo": result["pageInfo"]}
 
     def pull(self, pull: Pull) -> dict[str, Any]:
