@@ -32,10 +32,11 @@ tests/collectors/test_aws_client_costs.py fails, so that CI says so.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import botocore.client
 import botocore.hooks
+import botocore.loaders
 import botocore.model
 
 # botocore's own trie, kept for tests/collectors/test_aws_client_costs.py to compare against
@@ -91,9 +92,10 @@ class SharedTrie(BotocoreTrie or object):   # type: ignore[misc]
         return new
 
 
-# what is shared, until release(): client classes and service models by service and API version
-_classes: dict[tuple[str, str], type] = {}
-_models: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+# what is shared, until release(): client classes by service model, service models by loaded
+# JSON (each kept with what it is keyed by, so that its id is not reused meanwhile)
+_classes: dict[tuple[str, str, int], tuple[Any, type]] = {}   # -> (the service model, class)
+_models: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}   # -> (the JSON, model)
 
 
 def release() -> None:
@@ -119,11 +121,12 @@ def _replace(owner: Any, name: str, make: Callable[[Any], Callable[..., Any]]) -
 def _share_client_classes() -> bool:
     def make(build: Any) -> Callable[..., type]:
         def shared(self: Any, service_name: str, service_model: Any) -> type:
-            key = (service_name, service_model.api_version)
-            cls = _classes.get(key)
-            if cls is None:   # two threads may both build it: the first one kept is everyone's
-                cls = _classes.setdefault(key, build(self, service_name, service_model))
-            return cls
+            key = (service_name, service_model.api_version, id(service_model))
+            kept = _classes.get(key)
+            if kept is None:   # two threads may both build it: the first one kept is everyone's
+                kept = _classes.setdefault(key, (service_model,
+                                                 build(self, service_name, service_model)))
+            return kept[1]
         return shared
     return _replace(botocore.client.ClientCreator, "_create_client_class", make)
 
@@ -133,10 +136,11 @@ def _share_service_models() -> bool:
         def shared(self: Any, service_name: str, api_version: str | None = None) -> Any:
             json_model = self._loader.load_service_model(service_name, "service-2",
                                                          api_version=api_version)
-            kept = _models.get((service_name, api_version))
-            if kept is None or kept[0] is not json_model:    # another loader: its own model
-                kept = _models[(service_name, api_version)] = (
-                    json_model, botocore.model.ServiceModel(json_model, service_name=service_name))
+            key = (service_name, api_version, id(json_model))   # another loader: its own
+            kept = _models.get(key)
+            if kept is None:
+                kept = _models.setdefault(key, (json_model, botocore.model.ServiceModel(
+                    json_model, service_name=service_name)))
             return kept[1]
         return shared
     return _replace(botocore.client.ClientCreator, "_load_service_model", make)
@@ -163,6 +167,72 @@ def _share_alias_caches() -> bool:
             return new
         return shared
     return _replace(aliaser, "__copy__", make)
+
+
+def trimmed_loader(data_path: str | None, operations: Mapping[str, frozenset[str]]) -> Any:
+    """A botocore data loader whose service models hold only ``operations[service]`` and the
+    shapes those reach (a service not named there: its whole model). A scan calls about 50 of
+    the 2,000 operations of the services it reads; their whole models are 60 MB once loaded
+    (EC2's alone 13 MB), held for the whole AWS collection. A client made from a trimmed model
+    has a method for each kept operation only: tests/collectors/test_aws_client_costs.py
+    checks that every operation attest's AWS code calls is kept."""
+    loader = botocore.loaders.create_loader(data_path)
+    loader.file_loader = _TrimmingFileLoader(loader.file_loader, operations)
+    return loader
+
+
+class _TrimmingFileLoader:
+    """botocore's JSON file loader, trimming each ``<service>/<version>/service-2`` it loads,
+    and what its extras (``service-2.sdk-extras``, merged into the model after it is loaded)
+    would add to the shapes it left out: a shape merged in without its type would break
+    botocore's list of error shapes."""
+
+    def __init__(self, inner: Any, operations: Mapping[str, frozenset[str]]) -> None:
+        self.inner, self.operations = inner, operations
+        self.left_out: dict[tuple[str, str], set[str]] = {}   # (service, version) -> shapes
+
+    def exists(self, file_path: str) -> bool:
+        return bool(self.inner.exists(file_path))
+
+    def load_file(self, file_path: str) -> Any:
+        data = self.inner.load_file(file_path)
+        parts = file_path.replace("\\", "/").split("/")
+        if data is None or len(parts) < 3 or parts[-3] not in self.operations:
+            return data
+        key = (parts[-3], parts[-2])
+        if parts[-1] == "service-2":
+            trimmed = trim_model(data, self.operations[parts[-3]])
+            self.left_out[key] = set(data["shapes"]) - set(trimmed["shapes"])
+            return trimmed
+        merged = (data.get("merge") or {}).get("shapes") if isinstance(data, dict) else None
+        if parts[-1].startswith("service-2.") and merged and key in self.left_out:
+            for name in self.left_out[key] & set(merged):
+                del merged[name]
+        return data
+
+
+def trim_model(model: Any, operations: frozenset[str]) -> Any:
+    """``model`` (a service-2 JSON document) with only ``operations`` and the shapes their input,
+    output and errors reach, through structure members, list members and map keys and values."""
+    ops = type(model["operations"])((name, op) for name, op in model["operations"].items()
+                                    if name in operations)
+    shapes = model["shapes"]
+    reached: set[str] = set()
+    todo = [ref["shape"] for op in ops.values()
+            for ref in [op.get("input"), op.get("output"), *op.get("errors", [])] if ref]
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in shapes:
+            continue
+        reached.add(name)
+        shape = shapes[name]
+        todo.extend(shape[key]["shape"] for key in ("member", "key", "value") if key in shape)
+        todo.extend(member["shape"] for member in shape.get("members", {}).values())
+    trimmed = type(model)(model)
+    trimmed["operations"] = ops
+    trimmed["shapes"] = type(shapes)((name, shape) for name, shape in shapes.items()
+                                     if name in reached)
+    return trimmed
 
 
 def install() -> frozenset[str]:

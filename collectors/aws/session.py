@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from attest.logs import api_call
 from attest.model import EvidenceState
 from collectors.aws import client_costs   # shares what botocore builds per client
-from collectors.aws.specs import iam_action
+from collectors.aws.specs import client_operations, iam_action
 from collectors.aws_errors import NO_ANSWER, classify, failed_entry
 
 SessionFactory = Callable[..., boto3.Session]
@@ -342,9 +342,10 @@ def share_models(session: boto3.Session) -> None:
     if core is None:
         return
     with _LOADER_LOCK:
-        if _LOADER is None:
-            _LOADER = core.get_component("data_loader")
-        elif core.get_component("data_loader") is not _LOADER:
+        if _LOADER is None:   # its models hold only the operations attest calls
+            _LOADER = client_costs.trimmed_loader(core.get_config_variable("data_path"),
+                                                  client_operations())
+        if core.get_component("data_loader") is not _LOADER:
             core.register_component("data_loader", _LOADER)
 
 

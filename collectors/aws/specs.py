@@ -146,6 +146,23 @@ def iam_action(service: str, operation: str) -> str:
         (service, operation), f"{IAM_PREFIX.get(service, service)}:{operation}")
 
 
+# Operations called other than as a read of SPECS: the role assumed in each account (with the
+# credentials of the account attest runs in), and S3's HEAD that botocore itself sends to find
+# a bucket's region after a redirect. Not reads of evidence, so not in the policy.
+OTHER_OPERATIONS: dict[str, tuple[str, ...]] = {"sts": ("AssumeRole",), "s3": ("HeadBucket",)}
+
+
+def client_operations() -> dict[str, frozenset[str]]:
+    """service -> every operation attest's clients of it are asked for: what their service
+    models are trimmed to (collectors.aws.client_costs.trimmed_loader)."""
+    out: dict[str, set[str]] = {}
+    for spec in SPECS:
+        out.setdefault(spec.service, set()).update(spec.operations)
+    for service, operations in OTHER_OPERATIONS.items():
+        out.setdefault(service, set()).update(operations)
+    return {service: frozenset(operations) for service, operations in out.items()}
+
+
 def required_actions() -> list[str]:
     return sorted({iam_action(s.service, op) for s in SPECS for op in s.operations})
 

@@ -8,12 +8,14 @@ import weakref
 
 import boto3
 import botocore.hooks
+import botocore.loaders
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from collectors.aws import client_costs
 from collectors.aws.client_costs import BotocoreTrie, SharedTrie
 from collectors.aws.session import Clients
+from collectors.aws.specs import client_operations
 
 HOME = "us-east-1"
 
@@ -31,7 +33,11 @@ def test_clients_share_their_class_and_model_and_a_dropped_client_is_freed_at_on
     client is then ~1,500 objects in cycles only a full garbage collection frees. attest keeps
     one class and one service model per service: two accounts' clients in two regions share
     them, work, and a dropped client is freed by reference counting alone."""
-    first, second = (Clients(boto3.Session(region_name=HOME), moto) for _ in range(2))
+    from collectors.aws.session import share_models
+    sessions = [boto3.Session(region_name=HOME) for _ in range(2)]
+    for session in sessions:
+        share_models(session)      # as every account's session is (Account.open)
+    first, second = (Clients(session, moto) for session in sessions)
     here, there = first.get("ec2", HOME), second.get("ec2", "eu-west-1")
     assert type(here) is type(there) and here is not there
     assert here.meta.region_name == HOME and there.meta.region_name == "eu-west-1"
@@ -63,9 +69,111 @@ def test_a_service_model_is_shared_only_over_the_same_loaded_json(moto):
     assert a.meta.service_model is b.meta.service_model
     alone = boto3.Session(region_name=HOME).client("rds", endpoint_url=moto)
     assert alone.meta.service_model is not a.meta.service_model
-    assert alone.meta.service_model.operation_names == a.meta.service_model.operation_names
+    # the shared loader's model holds the operations attest calls; a loader of its own, all
+    assert set(a.meta.service_model.operation_names) == client_operations()["rds"]
+    assert set(a.meta.service_model.operation_names) < set(alone.meta.service_model.operation_names)
+    assert type(alone) is not type(a) and hasattr(alone, "create_db_instance")
+    assert not hasattr(a, "create_db_instance")
     assert a.describe_db_instances()["DBInstances"] == []
     assert alone.describe_db_instances()["DBInstances"] == []
+    # and after it, a client of the shared loader again gets the shared (trimmed) class
+    again = shared[0].client("rds", region_name=HOME, endpoint_url=moto)
+    assert type(again) is type(a) and not hasattr(again, "create_db_instance")
+
+
+def _full_model(service: str) -> dict:
+    return botocore.loaders.create_loader().load_service_model(service, "service-2")
+
+
+def _reachable(model: dict, operations: set[str]) -> set[str]:
+    """Every shape an operation's input, output or errors reach, read from the full model
+    through botocore's own ServiceModel (not through the trimming code under test)."""
+    import botocore.model
+    service = botocore.model.ServiceModel(model)
+    seen: set[str] = set()
+
+    def walk(shape: object) -> None:
+        if shape is None or shape.name in seen:
+            return
+        seen.add(shape.name)
+        for child in (getattr(shape, "members", None) or {}).values():
+            walk(child)
+        for attr in ("member", "key", "value"):
+            walk(getattr(shape, attr, None))
+    for name in operations:
+        op = service.operation_model(name)
+        for shape in (op.input_shape, op.output_shape, *op.error_shapes):
+            walk(shape)
+    return seen
+
+
+def test_every_operation_attest_calls_is_kept_and_is_one_botocore_knows():
+    """A client of a trimmed model has no method for an operation left out: every operation
+    the AWS collector's code names (a literal call or paginate, or a client method) must be
+    kept, and every one kept must exist (a typo, or an operation botocore renamed, fails here)."""
+    import ast
+    import pathlib
+    import botocore
+    kept = client_operations()
+    for service, operations in kept.items():
+        assert operations <= set(_full_model(service)["operations"]), service
+    snake = {botocore.xform_name(op): (service, op) for service in kept
+             for op in _full_model(service)["operations"]}
+    named: set[tuple[str, str]] = set()
+    for path in pathlib.Path(client_costs.__file__).parent.glob("*.py"):
+        if path.name.startswith("demo"):    # seeds the demo's moto with clients of its own
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            args = node.args
+            if (node.func.attr in ("call", "paginate") and len(args) >= 2
+                    and all(isinstance(a, ast.Constant) for a in args[:2])):
+                named.add((args[0].value, args[1].value))
+            elif node.func.attr in snake:          # e.g. sts.assume_role(...)
+                named.add(snake[node.func.attr])
+    assert ("sts", "AssumeRole") in named and ("cloudtrail", "GetTrailStatus") in named
+    missing = sorted(f"{service}:{op}" for service, op in named if op not in kept.get(service, ()))
+    assert missing == []
+
+
+@pytest.mark.parametrize("service", ["ec2", "s3", "securityhub", "rds"])
+def test_a_trimmed_model_keeps_exactly_the_shapes_its_operations_reach(service):
+    full = _full_model(service)
+    operations = client_operations()[service]
+    trimmed = client_costs.trim_model(full, operations)
+    assert set(trimmed["operations"]) == operations
+    assert set(trimmed["shapes"]) == _reachable(full, operations)
+    assert trimmed["metadata"] == full["metadata"] and len(full["operations"]) > len(operations)
+    assert set(full["operations"]) > operations     # the loaded model itself is not changed
+
+
+def test_every_trimmed_model_botocore_loads_is_whole_extras_included():
+    """botocore merges a service's extras into its model after loading it (RDS, S3 add members
+    to shapes): none may bring back a shape left out without its type, or botocore's error
+    shapes (read when an answer is an error) break on it."""
+    import botocore.model
+    loader = client_costs.trimmed_loader(None, client_operations())
+    for service, operations in client_operations().items():
+        model = loader.load_service_model(service, "service-2")
+        assert set(model["operations"]) == operations
+        assert all("type" in shape for shape in model["shapes"].values()), service
+        service_model = botocore.model.ServiceModel(model, service)
+        assert [service_model.shape_for(name) for name in service_model.shape_names]
+        assert service_model.error_shapes is not None
+    rds = loader.load_service_model("rds", "service-2")
+    assert "CopyDBClusterSnapshotMessage" not in rds["shapes"]   # the extras merge into it
+
+
+def test_the_trimmed_models_are_a_fraction_of_the_whole():
+    """What the trimming is for: the models a scan loads, measured as JSON text."""
+    import json
+    whole = trimmed = 0
+    for service, operations in client_operations().items():
+        full = _full_model(service)
+        whole += len(json.dumps(full))
+        trimmed += len(json.dumps(client_costs.trim_model(full, operations)))
+    assert trimmed < whole / 10
 
 
 def test_a_clients_own_handlers_never_reach_its_session_or_another_client(moto):
