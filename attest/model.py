@@ -111,9 +111,10 @@ class Packed:
 def canonical_json(obj: Any) -> bytes:
     """Canonical bytes for a JSON value: sorted keys, fixed indentation, UTF-8, trailing newline.
 
-    The same state always hashes the same, so bundles of unchanged settings diff cleanly."""
-    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=_json_default)
-            + "\n").encode("utf-8")
+    The same state always hashes the same, so bundles of unchanged settings diff cleanly.
+    Encoded piece by piece (:func:`canonical_json_pieces`): a large value (a manifest of 16,000
+    files) is never also held as the encoder's hundreds of thousands of small strings."""
+    return b"".join(canonical_json_pieces(obj))
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False, default=_json_default)

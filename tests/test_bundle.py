@@ -182,6 +182,11 @@ def test_evidence_written_in_pieces_is_canonical_json_and_hashed_as_such(tmp_pat
                           "tags": {"b", "a"}, "n": i / 3} for i in range(3000)]}
     ev = Evidence(name="okta.users", scope="okta:acme", state=EvidenceState.OK, payload=payload)
     expected = canonical_json(ev.to_json())
+    # the canonical form itself: json.dumps' sorted keys, 2-space indent, UTF-8, a newline
+    import json
+    from attest.model import _json_default
+    assert expected == (json.dumps(ev.to_json(), sort_keys=True, indent=2, ensure_ascii=False,
+                                   default=_json_default) + "\n").encode("utf-8")
     assert b"".join(canonical_json_pieces(ev.to_json(), piece_size=4096)) == expected
     pieces = list(canonical_json_pieces(ev.to_json(), piece_size=4096))
     assert len(pieces) > 10 and max(map(len, pieces)) < 4096 + 1024
