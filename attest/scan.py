@@ -37,7 +37,7 @@ from attest.model import (Evidence, EvidenceState, Status, canonical_json, isofo
                           sha256_bytes, utcnow)
 from attest.results import RESULTS, Results, ScanInfo, SourceStatus, build_results
 from attest.sources import WITHOUT_CONFIG_FILE, sources
-from attest.store import BundleWriter, bundle_time, list_bundles, next_bundle_name
+from attest.store import BundleWriter, bundle_time, list_bundles, next_bundle_name, read_evidence
 from collectors.base import CollectContext
 from controls import Control, load_catalog
 
@@ -370,8 +370,7 @@ class StoredRecords:
         return [self._load(s) for s in chosen]
 
     def _load(self, stub: Evidence) -> Evidence:
-        with open(self.writer.tmp / stub.path, encoding="utf-8") as fh:
-            return Evidence.from_json(json.load(fh))
+        return read_evidence(self.writer.tmp / stub.path)   # a large payload: lazily
 
 
 class _Sink:
