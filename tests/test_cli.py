@@ -58,7 +58,12 @@ def test_exceptions_for_every_failure_make_exit_0(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["scan", "--demo", "--out", str(out), "--format", "json"]) == 1
-    first = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    first = json.loads(printed)
+    # what --format json prints is the bundle's results.json, byte for byte
+    from attest.store import list_bundles
+    bundle = list_bundles(out)[-1]
+    assert printed.encode("utf-8") == (bundle / "results.json").read_bytes()
     failing = [c["id"] for c in first["controls"] if c["status"] == "fail"]
     entries = [{"control": cid, "resource": "*", "reason": "Accepted for the demo <b>risk</b>",
                 "approved_by": "Jane Doe (CTO)", "expires": "2027-01-31"} for cid in failing]

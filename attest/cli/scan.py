@@ -331,8 +331,9 @@ def _selection(args: argparse.Namespace) -> Any:
 
 
 def print_results(results: "Results", fmt: str) -> None:
-    if fmt == "json":
-        sys.stdout.write(json.dumps(results.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if fmt == "json":   # results.json's own bytes, written as they are encoded (75,000
+        for piece in results.json_pieces():   # findings are not also held as one text)
+            sys.stdout.write(piece.decode("utf-8"))
         return
     if fmt in ("csv", "junit"):
         from reports import formats
