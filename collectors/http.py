@@ -146,6 +146,12 @@ class Paged:
     broken: HttpError | None = None
     last: Response | None = None
 
+    def add(self, response: Response, items: Iterable[Any]) -> None:
+        """One more page read: its items, counted, and its answer kept as the last."""
+        self.items.extend(items)
+        self.pages += 1
+        self.last = response
+
 
 class _Again(Exception):
     """A retryable answer; ``wait`` is what the server asked for (seconds), if anything."""
@@ -541,9 +547,7 @@ def _paging(request: Request, next_of: Callable[[Response], Request | None],
                 raise
             out.broken = exc
             return out
-        out.items.extend(items_of(response))
-        out.pages += 1
-        out.last = response
+        out.add(response, items_of(response))
         current = next_of(response)
     return out
 
@@ -607,7 +611,8 @@ class Http(_Base):
         followed from the last page, in case the list grew meanwhile. As :meth:`pages`: the
         first page failing raises, a later one failing ends the list there as ``broken``."""
         first = self.call(request)
-        out = Paged(items=list(items_of(first)), pages=1, last=first)
+        out = Paged()
+        out.add(first, items_of(first))
         last = min(last_of(first) or 1, max_pages)
         if last > 1:
             pool = ThreadPoolExecutor(min(workers, last - 1), thread_name_prefix="attest-pages")
@@ -621,9 +626,7 @@ class Http(_Base):
                             raise
                         out.broken = exc
                         return out
-                    out.items.extend(items_of(response))
-                    out.pages += 1
-                    out.last = response
+                    out.add(response, items_of(response))
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         following = next_of(out.last)

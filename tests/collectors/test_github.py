@@ -1,6 +1,7 @@
 """The GitHub collector, unchanged, over real HTTP against the local fake (collectors.github.demo)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -178,15 +179,12 @@ def test_archived_repos_are_skipped_unless_configured(server: Any) -> None:
     assert statuses(included)["github.changes_reviewed"] is Status.FAIL
 
 
-def test_an_unreadable_repository_list_leaves_the_alerts_unjudged_not_failed() -> None:
-    """Without the repository list, which repositories are archived (out of scope) is unknown:
-    the alerts are `error`, never judged as if the archived ones counted, and the other reads
-    keep their verdicts."""
+@contextmanager
+def repository_list_down(w: World) -> Iterator[str]:
+    """The fake for ``w``, but GET /orgs/acme/repos answers 500 every time."""
     from werkzeug.wrappers import Response
 
     from collectors.github.demo import FakeGithub
-    w = world(repos=[Repo("live", protection=Protection()), Repo("attic", archived=True)],
-              alerts=[Alert(1, "attic", "critical", NOW - timedelta(days=100))])
     w.tokens[TOKEN] = OWNER
     app = FakeGithub(w)
 
@@ -195,6 +193,16 @@ def test_an_unreadable_repository_list_leaves_the_alerts_unjudged_not_failed() -
             return Response("{}", 500, mimetype="application/json")(environ, start_response)
         return app(environ, start_response)
     with LocalServer(repos_down) as url:
+        yield url
+
+
+def test_an_unreadable_repository_list_leaves_the_alerts_unjudged_not_failed() -> None:
+    """Without the repository list, which repositories are archived (out of scope) is unknown:
+    the alerts are `error`, never judged as if the archived ones counted, and the other reads
+    keep their verdicts."""
+    w = world(repos=[Repo("live", protection=Protection()), Repo("attic", archived=True)],
+              alerts=[Alert(1, "attic", "critical", NOW - timedelta(days=100))])
+    with repository_list_down(w) as url:
         records = collect(url, max_retries=0)
     assert records["github.repos"].state is EvidenceState.ERROR
     alerts = records["github.dependabot_alerts"]
@@ -208,9 +216,6 @@ def test_branch_protection_by_node_id_equals_the_connection_read(server: Any) ->
     """With the REST list of repositories, GraphQL is asked for them by node id, 100 per call and
     the calls side by side; without it, through the organization's repositories connection. The
     two give the same payload."""
-    from werkzeug.wrappers import Response
-
-    from collectors.github.demo import FakeGithub
     many = [Ruleset(7000 + i, f"r{i}", {"pull_request": 1}) for i in range(30)]   # > 25: a 2nd page
     w = world(repos=[Repo(f"svc-{i:03}", protection=Protection() if i % 2 else None,
                           archived=i % 11 == 0, rulesets=many if i == 7 else [])
@@ -223,14 +228,7 @@ def test_branch_protection_by_node_id_equals_the_connection_read(server: Any) ->
     # 30 rulesets of svc-007, the org's rulesets, the pull requests search
     assert srv.log.most_in_flight >= 2
 
-    w.tokens[TOKEN] = OWNER
-    app = FakeGithub(w)
-
-    def repos_down(environ: dict, start_response: Any) -> Any:
-        if environ["PATH_INFO"] == "/orgs/acme/repos":
-            return Response("{}", 500, mimetype="application/json")(environ, start_response)
-        return app(environ, start_response)
-    with LocalServer(repos_down) as url:
+    with repository_list_down(w) as url:
         through = collect(url, max_retries=0)["github.branch_protection"]
     assert through.request["operation"] == "organization.repositories"
     name = lambda r: r["name"]   # noqa: E731
