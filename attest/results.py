@@ -31,7 +31,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_seria
                       field_validator, model_serializer, model_validator)
 
 from attest.errors import UsageError
-from attest.model import ControlResult, Status, canonical_json, canonical_json_pieces, isoformat, parse_time, readiness
+from attest.model import ControlResult, Status, canonical_json_pieces, isoformat, parse_time, readiness
 
 __all__ = ["ControlRecord", "ExceptionRecord", "FindingRecord", "RESULTS", "Results", "SCHEMA_ID",
            "SCHEMA_PATH", "ScanInfo", "SourceStatus", "Summary", "build_results", "schema",
@@ -287,7 +287,7 @@ class Results(_Record):
 
     def to_bytes(self) -> bytes:
         """The canonical JSON written to results.json (sorted keys, 2-space indent, UTF-8)."""
-        return canonical_json(self.to_json())
+        return b"".join(self.json_pieces())
 
     def json_pieces(self) -> Iterator[bytes]:
         """:meth:`to_bytes`, in pieces, each control turned into JSON values only as it is

@@ -529,13 +529,15 @@ class _Call:
         return response
 
 
-def _paging(request: Request, next_of: Callable[[Response], Request | None],
-            items_of: Callable[[Response], Iterable[Any]], max_pages: int) -> Any:
+def _paging(request: Request | None, next_of: Callable[[Response], Request | None],
+            items_of: Callable[[Response], Iterable[Any]], max_pages: int,
+            start: Paged | None = None) -> Any:
     """The paging rule, as a generator the layers drive: it yields each page's request and is
     sent its answer (or thrown its HttpError). The first page failing raises; a later one failing
-    ends the list as ``broken`` (the evidence is then ``partial``)."""
-    out = Paged()
-    current: Request | None = request
+    ends the list as ``broken`` (the evidence is then ``partial``). ``start``: the pages already
+    read, which ``request`` (None: no more) goes on from."""
+    out = start if start is not None else Paged()
+    current = request
     while current is not None:
         if out.pages >= max_pages:
             out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
@@ -583,10 +585,11 @@ class Http(_Base):
             raise call.failed(exc) from None
         return call.done(response)
 
-    def pages(self, request: Request, next_of: Callable[[Response], Request | None],
-              items_of: Callable[[Response], Iterable[Any]], max_pages: int = 10_000) -> Paged:
+    def pages(self, request: Request | None, next_of: Callable[[Response], Request | None],
+              items_of: Callable[[Response], Iterable[Any]], max_pages: int = 10_000,
+              start: Paged | None = None) -> Paged:
         """Follow pages until ``next_of`` says there are no more (see :func:`_paging`)."""
-        pager = _paging(request, next_of, items_of, max_pages)
+        pager = _paging(request, next_of, items_of, max_pages, start)
         try:
             current = next(pager)
             while True:
@@ -598,7 +601,6 @@ class Http(_Base):
                 current = pager.send(response)
         except StopIteration as finished:
             return finished.value
-
 
     def numbered_pages(self, request: Request, page: Callable[[int], Request],
                        last_of: Callable[[Response], int | None],
@@ -629,24 +631,7 @@ class Http(_Base):
                     out.add(response, items_of(response))
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
-        following = next_of(out.last)
-        if following is None:
-            return out
-        if out.pages >= max_pages:
-            out.broken = HttpError(EvidenceState.PARTIAL, f"stopped after {max_pages} pages")
-            return out
-        try:
-            rest = self.pages(following, next_of, items_of, max_pages - out.pages)
-        except HttpError as exc:   # its first page is not the list's first: the list is broken
-            if exc.unauthorized:
-                raise
-            out.broken = exc
-            return out
-        out.items.extend(rest.items)
-        out.pages += rest.pages
-        out.last = rest.last or out.last
-        out.broken = rest.broken
-        return out
+        return self.pages(next_of(out.last), next_of, items_of, max_pages, start=out)
 
 
 class AsyncHttp(_Base):
